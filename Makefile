@@ -1,0 +1,48 @@
+# Two commands set everything up on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+RUN ?= runs/xception
+
+.PHONY: serve test prepare lint train export evaluate clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# One stamp per install flavour, redone when pyproject.toml changes.
+$(VENV)/.runtime: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev,train]'
+	touch $@ $(VENV)/.runtime
+
+prepare: $(VENV)/.runtime
+	$(PY) -m service.prepare
+
+serve: prepare
+	EMOTION_HOST=$(HOST) EMOTION_PORT=$(PORT) $(PY) -m service
+
+test: $(VENV)/.dev prepare
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+train: $(VENV)/.dev
+	$(PY) -m training.train --out $(RUN) --resume
+
+export: $(VENV)/.dev
+	$(PY) -m training.export --run $(RUN)
+
+evaluate: $(VENV)/.dev
+	$(PY) -m training.evaluate $(MODEL)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

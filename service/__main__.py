@@ -1,0 +1,24 @@
+"""`python -m service`: serve with uvicorn using the EMOTION_* settings."""
+
+import uvicorn
+
+from service.config import get_settings
+from service.middleware import configure_logging
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "service.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,  # keep our format, with request ids
+        access_log=False,  # the request middleware logs each request without client data
+    )
+
+
+if __name__ == "__main__":
+    main()

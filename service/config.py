@@ -1,0 +1,48 @@
+"""All service settings, read once from `EMOTION_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMOTION_", env_file=".env", extra="ignore")
+
+    # Server
+    host: str = Field("127.0.0.1", description="Address uvicorn binds to.")
+    port: int = Field(8000, description="Port uvicorn listens on.")
+    workers: int = Field(1, ge=1, description="uvicorn worker processes; each loads its own models.")
+    log_level: str = Field("info", description="Python log level name.")
+
+    # Models
+    model_store: Path = Field(PROJECT_ROOT / "model_store", description="Root of the versioned model store.")
+    emotion_model: str = Field("emotion", description="Model name of the emotion classifier in the store.")
+    emotion_version: str | None = Field(None, description="Version to serve; unset means the highest.")
+    detector_model: str = Field("retinaface", description="Model name of the face detector in the store.")
+    detector_version: str | None = Field(None, description="Version to serve; unset means the highest.")
+
+    # Inference
+    detect_max_side: int = Field(640, ge=64, description="Photos are downscaled to this long side to detect.")
+    detect_score_threshold: float = Field(0.6, gt=0, lt=1, description="Minimum face detection score.")
+    detect_nms_threshold: float = Field(0.4, gt=0, lt=1, description="IoU above which overlapping boxes merge.")
+    min_face_size: int = Field(16, ge=1, description="Faces smaller than this (pixels, original image) are dropped.")
+    max_batch_size: int = Field(32, ge=1, description="Most face crops the micro-batcher sends in one model call.")
+    max_batch_wait_ms: float = Field(2.0, ge=0, description="How long the micro-batcher waits to fill a batch.")
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime and OpenCV threads; 0 lets them choose.")
+
+    # Limits on what clients send
+    max_files: int = Field(16, ge=1, description="Most images in one request.")
+    max_file_bytes: int = Field(10 * 2**20, ge=1024, description="Largest accepted image file, in bytes.")
+    max_request_bytes: int = Field(40 * 2**20, ge=1024, description="Largest accepted request body, in bytes.")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Largest accepted width x height (bomb guard).")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,31 @@
+"""Route dependencies: the process runtime, and a guard that it is ready to serve."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.errors import ApiError
+from service.runtime import Runtime
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_ready_runtime(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Runtime:
+    if not runtime.ready:
+        raise ApiError(
+            503,
+            "not_ready",
+            "the service is starting or shutting down; retry shortly",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ReadyRuntimeDep = Annotated[Runtime, Depends(get_ready_runtime)]

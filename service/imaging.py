@@ -1,0 +1,71 @@
+"""Turn uploaded bytes into a BGR uint8 image, refusing anything unsafe or unusable first.
+
+Checks run cheapest first: the magic bytes say whether it is an image at all (415), the header
+gives the dimensions before any pixel is decoded (413 for decompression bombs), and only then
+OpenCV decodes, applying the EXIF orientation and reducing 16-bit, grayscale and alpha inputs
+to 8-bit BGR.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from service.errors import ImageRejected
+
+# Leading bytes of each accepted container; the value is the name used in messages.
+MAGIC = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+}
+ACCEPTED = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+
+
+def sniff_format(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in MAGIC.items() if data.startswith(magic)), None)
+
+
+def header_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the file header alone; Pillow parses headers lazily, without decoding."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as probe:
+                return probe.size
+        except Image.DecompressionBombError:
+            raise ImageRejected(413, "too_many_pixels", "image dimensions are too large") from None
+        except Exception:
+            raise ImageRejected(400, "undecodable", "the image header cannot be read") from None
+
+
+def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
+    """Decode an upload to an upright HxWx3 uint8 BGR array, or raise ImageRejected."""
+    if not data:
+        raise ImageRejected(400, "empty", "the file is empty")
+    if len(data) > max_bytes:
+        raise ImageRejected(413, "file_too_large", f"the file exceeds {max_bytes} bytes")
+    kind = sniff_format(data)
+    if kind is None:
+        raise ImageRejected(415, "unsupported_type", f"not an image; send {ACCEPTED}")
+    width, height = header_size(data)
+    if width * height > max_pixels:
+        raise ImageRejected(413, "too_many_pixels", f"{width}x{height} exceeds the {max_pixels} pixel limit")
+    # IMREAD_COLOR: 8-bit, 3 channels, EXIF orientation applied.
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        raise ImageRejected(400, "undecodable", f"the {kind} data cannot be decoded")
+    return image

@@ -1,0 +1,52 @@
+"""The FastAPI application: `uvicorn service.main:create_app --factory`, or `python -m service`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.formparsers import MultiPartParser
+
+from service import __version__
+from service.config import Settings, get_settings
+from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.middleware import RequestContextMiddleware
+from service.routes import ops, predict
+from service.runtime import load_runtime, warm_up
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    metrics = Metrics()
+    # Uploads are held in memory up to the request limit instead of spilling to temporary files:
+    # client images are never written to disk.
+    MultiPartParser.spool_max_size = settings.max_request_bytes
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = load_runtime(settings, metrics)
+        app.state.runtime = runtime
+        await asyncio.to_thread(warm_up, runtime)
+        runtime.batcher.start()
+        runtime.set_ready(True)
+        yield
+        runtime.set_ready(False)
+        runtime.batcher.stop()
+
+    app = FastAPI(
+        title="Emotion recognition service",
+        version=__version__,
+        description="Finds every face in uploaded photos and returns each face's distribution over the "
+        "seven FER-2013 emotions.",
+        lifespan=lifespan,
+        max_body_size=settings.max_request_bytes,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.include_router(ops.router)
+    app.include_router(predict.router, prefix="/v1")
+    app.include_router(predict.router, include_in_schema=False)  # /predict, kept as an alias
+    return app

@@ -1,0 +1,62 @@
+"""Prometheus metrics, one registry per app so tests and workers never share counters.
+
+Batch size and queue wait are histograms, so an operator gets the average batch size as
+`rate(emotion_batch_size_sum[5m]) / rate(emotion_batch_size_count[5m])` and the mean queue time
+the same way from `emotion_batch_queue_seconds`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "emotion_http_requests", "HTTP requests by route and status.", ["route", "method", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "emotion_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "emotion_stage_duration_seconds",
+            "Time per pipeline stage: decode, detect and align per image; classify per batch.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.images = Counter("emotion_images_processed", "Images analysed successfully.", registry=r)
+        self.faces_per_image = Histogram(
+            "emotion_faces_per_image",
+            "Faces found in each analysed image.",
+            buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "emotion_batch_size",
+            "Face crops per emotion model call.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=r,
+        )
+        self.batch_queue_seconds = Histogram(
+            "emotion_batch_queue_seconds",
+            "Time crops wait for the micro-batcher before their model call.",
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge("emotion_batch_queue_depth", "Face crops waiting for the emotion model.", registry=r)
+        self.rejected = Counter("emotion_images_rejected", "Uploads refused, by reason.", ["reason"], registry=r)
+        self.inference_errors = Counter("emotion_inference_errors", "Failed model calls.", registry=r)
+        self.model_info = Gauge(
+            "emotion_model_info", "Loaded models (value 1).", ["role", "name", "version", "sha256"], registry=r
+        )
+        self.ready = Gauge("emotion_ready", "1 when models are loaded and warmed, else 0.", registry=r)

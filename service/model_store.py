@@ -1,0 +1,64 @@
+"""The versioned model store: `<store>/<name>/<version>/model.onnx` beside its `metadata.json`.
+
+Serving refuses a model whose bytes do not match the sha256 its metadata records, so what is
+reported at /v1/models is exactly what runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ModelStoreError(RuntimeError):
+    """The store lacks the requested model, or its files disagree with their metadata."""
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    name: str
+    version: str
+    onnx_path: Path
+    metadata: dict
+
+    @property
+    def sha256(self) -> str:
+        return self.metadata["sha256"]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def available_versions(store: Path, name: str) -> list[str]:
+    """Versions that hold metadata, in ascending numeric order."""
+    folder = store / name
+    if not folder.is_dir():
+        return []
+    versions = [p.name for p in folder.iterdir() if p.name.isdigit() and (p / "metadata.json").is_file()]
+    return sorted(versions, key=int)
+
+
+def resolve(store: Path, name: str, version: str | None = None) -> StoredModel:
+    """Find a model (the highest version when none is given) and verify its checksum."""
+    versions = available_versions(store, name)
+    if not versions:
+        raise ModelStoreError(f"no versions of model {name!r} under {store}")
+    chosen = version or versions[-1]
+    if chosen not in versions:
+        raise ModelStoreError(f"model {name!r} has no version {chosen!r} (have {', '.join(versions)})")
+    folder = store / name / chosen
+    metadata = json.loads((folder / "metadata.json").read_text())
+    onnx_path = folder / "model.onnx"
+    if not onnx_path.is_file():
+        raise ModelStoreError(f"{onnx_path} is missing; run `python -m service.prepare`")
+    actual = file_sha256(onnx_path)
+    if actual != metadata["sha256"]:
+        raise ModelStoreError(f"{onnx_path} has sha256 {actual}, metadata says {metadata['sha256']}")
+    return StoredModel(name=name, version=chosen, onnx_path=onnx_path, metadata=metadata)

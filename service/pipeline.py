@@ -1,0 +1,106 @@
+"""The analysis pipeline: decode, detect, align (per image, in worker threads), then classify
+every face of a request in one model call."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.alignment import align_faces
+from service.classifier import EmotionClassifier
+from service.detector import Detection, FaceDetector
+from service.errors import ImageRejected
+from service.imaging import decode_image
+from service.metrics import Metrics
+
+AsyncClassify = Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    width: int
+    height: int
+    detections: list[Detection]
+    crops: np.ndarray  # [faces, 48, 48] uint8, in detection order
+
+
+@dataclass(frozen=True)
+class AnalysedImage:
+    width: int
+    height: int
+    detections: list[Detection]
+    probabilities: np.ndarray  # [faces, classes]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        detector: FaceDetector,
+        classifier: EmotionClassifier,
+        metrics: Metrics,
+        max_file_bytes: int,
+        max_image_pixels: int,
+    ) -> None:
+        self.detector = detector
+        self.classifier = classifier
+        self.metrics = metrics
+        self.max_file_bytes = max_file_bytes
+        self.max_image_pixels = max_image_pixels
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.metrics.stage_seconds.labels(name).observe(time.perf_counter() - started)
+
+    def prepare(self, data: bytes) -> PreparedImage:
+        """Everything before classification, for one upload. Blocking: run it in a worker thread."""
+        try:
+            with self._stage("decode"):
+                image = decode_image(data, self.max_file_bytes, self.max_image_pixels)
+        except ImageRejected as rejection:
+            self.metrics.rejected.labels(rejection.reason).inc()
+            raise
+        with self._stage("detect"):
+            detections = self.detector.detect(image)
+        with self._stage("align"):
+            crops = align_faces(image, detections, self.classifier.template, self.classifier.size)
+        self.metrics.faces_per_image.observe(len(detections))
+        self.metrics.images.inc()
+        return PreparedImage(image.shape[1], image.shape[0], detections, crops)
+
+    def analyse(self, data: bytes) -> AnalysedImage:
+        """One image start to finish in the calling thread, for the command line and benchmarks."""
+        prepared = self.prepare(data)
+        return self._attach(prepared, self.classifier(prepared.crops) if len(prepared.crops) else None)
+
+    async def analyse_many(self, uploads: list[bytes], classify: AsyncClassify) -> list[AnalysedImage]:
+        """All uploads of a request: images prepared concurrently, all faces classified in one call."""
+        prepared = await asyncio.gather(
+            *(asyncio.to_thread(self._prepare_numbered, i, d) for i, d in enumerate(uploads))
+        )
+        crops = [p.crops for p in prepared if len(p.crops)]
+        probs = await classify(np.concatenate(crops)) if crops else None
+        results, offset = [], 0
+        for p in prepared:
+            count = len(p.detections)
+            results.append(self._attach(p, probs[offset : offset + count] if count else None))
+            offset += count
+        return results
+
+    def _prepare_numbered(self, index: int, data: bytes) -> PreparedImage:
+        try:
+            return self.prepare(data)
+        except ImageRejected as rejection:
+            rejection.message = f"files[{index}]: {rejection.message}"
+            raise
+
+    def _attach(self, prepared: PreparedImage, probs: np.ndarray | None) -> AnalysedImage:
+        if probs is None:
+            probs = np.empty((0, len(self.classifier.classes)), np.float32)
+        return AnalysedImage(prepared.width, prepared.height, prepared.detections, probs)

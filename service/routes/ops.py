@@ -1,0 +1,51 @@
+"""Operational endpoints: liveness, readiness, Prometheus metrics and the loaded models."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.deps import RETRY_AFTER_SECONDS, RuntimeDep
+from service.schemas import Health, ModelInfo, ModelsResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """Liveness: the process answers. Restart the pod only when this fails."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+def readyz(runtime: RuntimeDep) -> Response:
+    """Readiness: models loaded and warmed, not shutting down. Route traffic only when this is 200."""
+    if runtime.ready:
+        return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "not_ready"}, status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(runtime: RuntimeDep) -> Response:
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/models", response_model=ModelsResponse)
+def models(runtime: RuntimeDep) -> ModelsResponse:
+    """The models this process serves, with checksums and their measured quality."""
+    return ModelsResponse(
+        models=[
+            ModelInfo(
+                role=role,
+                name=m.name,
+                version=m.version,
+                sha256=m.sha256,
+                task=m.metadata["task"],
+                classes=m.metadata.get("classes"),
+                metrics=m.metadata.get("metrics"),
+                license=m.metadata["license"],
+            )
+            for role, m in runtime.models().items()
+        ]
+    )

@@ -1,0 +1,68 @@
+"""Everything the routes need at run time, built once per process at start-up."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from service.batcher import MicroBatcher
+from service.classifier import EmotionClassifier
+from service.config import Settings
+from service.detector import RetinaFaceDetector
+from service.metrics import Metrics
+from service.model_store import StoredModel, resolve
+from service.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    detector_model: StoredModel
+    emotion_model: StoredModel
+    pipeline: Pipeline
+    batcher: MicroBatcher
+    ready: bool = False
+
+    def models(self) -> dict[str, StoredModel]:
+        return {"detector": self.detector_model, "emotion": self.emotion_model}
+
+    def set_ready(self, ready: bool) -> None:
+        self.ready = ready
+        self.metrics.ready.set(int(ready))
+
+
+def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
+    """Load and verify both models; raises ModelStoreError when the store is not prepared."""
+    if settings.intra_op_threads:
+        cv2.setNumThreads(settings.intra_op_threads)
+    detector_model = resolve(settings.model_store, settings.detector_model, settings.detector_version)
+    emotion_model = resolve(settings.model_store, settings.emotion_model, settings.emotion_version)
+    detector = RetinaFaceDetector(
+        detector_model,
+        max_side=settings.detect_max_side,
+        score_threshold=settings.detect_score_threshold,
+        nms_threshold=settings.detect_nms_threshold,
+        min_face_size=settings.min_face_size,
+    )
+    classifier = EmotionClassifier(emotion_model, settings.intra_op_threads)
+    pipeline = Pipeline(detector, classifier, metrics, settings.max_file_bytes, settings.max_image_pixels)
+    batcher = MicroBatcher(classifier, settings.max_batch_size, settings.max_batch_wait_ms / 1000, metrics)
+    for role, model in (("detector", detector_model), ("emotion", emotion_model)):
+        metrics.model_info.labels(role, model.name, model.version, model.sha256).set(1)
+        log.info("loaded %s model %s version %s sha256 %s", role, model.name, model.version, model.sha256)
+    return Runtime(settings, metrics, detector_model, emotion_model, pipeline, batcher)
+
+
+def warm_up(runtime: Runtime) -> None:
+    """Run both models once at their usual shapes so the first client does not pay for set-up."""
+    side = runtime.settings.detect_max_side
+    runtime.pipeline.detector.detect(np.full((side * 3 // 4, side, 3), 127, np.uint8))
+    classifier = runtime.pipeline.classifier
+    for batch in (1, runtime.settings.max_batch_size):
+        classifier(np.zeros((batch, classifier.size, classifier.size), np.uint8))

@@ -1,0 +1,98 @@
+"""Request and response models: the public API contract, shown as-is at /docs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Emotion = Literal["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+class Box(BaseModel):
+    x: float = Field(description="Left edge, in original image pixels.")
+    y: float = Field(description="Top edge, in original image pixels.")
+    width: float
+    height: float
+
+
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+class Landmarks(BaseModel):
+    """Five points in original image pixels; left and right as seen in the image."""
+
+    left_eye: Point
+    right_eye: Point
+    nose: Point
+    mouth_left: Point
+    mouth_right: Point
+
+
+class EmotionScores(BaseModel):
+    """Probabilities of the seven FER-2013 emotions; they sum to 1."""
+
+    angry: float
+    disgust: float
+    fear: float
+    happy: float
+    sad: float
+    surprise: float
+    neutral: float
+
+
+class Face(BaseModel):
+    box: Box
+    landmarks: Landmarks
+    detection_score: float = Field(ge=0, le=1)
+    emotions: EmotionScores
+    dominant_emotion: Emotion
+
+
+class ImageResult(BaseModel):
+    filename: str | None = Field(None, description="The uploaded file name, if the client sent one.")
+    width: int = Field(description="Width after applying EXIF orientation.")
+    height: int
+    faces: list[Face] = Field(description="Every face found, highest detection score first.")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    models: dict[Literal["detector", "emotion"], ModelRef]
+    images: list[ImageResult] = Field(description="One entry per uploaded file, in upload order.")
+
+
+class ModelInfo(BaseModel):
+    role: Literal["detector", "emotion"]
+    name: str
+    version: str
+    sha256: str
+    task: str
+    classes: list[str] | None = None
+    metrics: dict | None = Field(None, description="Measured quality, with how it was measured.")
+    license: str
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. unsupported_type.")
+    message: str
+    request_id: str | None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok", "not_ready"]

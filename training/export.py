@@ -1,0 +1,198 @@
+"""Export the best checkpoint to the model store: the offline step between training and serving.
+
+    python -m training.export --run runs/xception [--version N]
+
+Writes `model_store/emotion/<version>/model.onnx` (opset 17, dynamic batch, probabilities out,
+mirror-averaging inside the graph) and `metadata.json`. Checks the graph with onnx.checker,
+checks parity with PyTorch on PublicTest, measures accuracy with and without the mirror average,
+and tries int8 quantisation, keeping it only if it is faster and loses under half a point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+from service.model_store import available_versions, file_sha256
+from training.calibrate_alignment import TEMPLATE_PATH
+from training.data import CLASSES, load_split
+from training.evaluate import onnx_probabilities
+from training.metrics import classification_report
+from training.model import EmotionNet, ModelConfig, ServingModel, count_macs, count_parameters
+
+OPSET = 17
+MODEL_NAME = "emotion"
+
+
+def load_checkpoint(run: Path) -> tuple[EmotionNet, dict]:
+    checkpoint = torch.load(run / "best.pt", weights_only=False)
+    net = EmotionNet(ModelConfig(**checkpoint["model_config"]))
+    net.load_state_dict(checkpoint["ema"])
+    return net.eval(), checkpoint
+
+
+def export_onnx(net: EmotionNet, path: Path, flip_average: bool) -> None:
+    serving = ServingModel(net, flip_average).eval()
+    torch.onnx.export(
+        serving,
+        (torch.zeros(1, 1, 48, 48),),
+        str(path),
+        opset_version=OPSET,
+        dynamo=False,
+        input_names=["input"],
+        output_names=["probabilities"],
+        dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
+    )
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def parity(net: EmotionNet, path: Path, images: np.ndarray) -> dict:
+    """PyTorch float32 against onnxruntime on the same faces."""
+    with torch.no_grad():
+        x = torch.from_numpy(images[:, None].astype(np.float32) / 255)
+        reference = torch.cat([ServingModel(net)(x[i : i + 256]) for i in range(0, len(x), 256)]).numpy()
+    exported = onnx_probabilities(path, images)
+    return {
+        "argmax_agreement": float((reference.argmax(1) == exported.argmax(1)).mean()),
+        "max_abs_difference": float(np.abs(reference - exported).max()),
+    }
+
+
+class FaceReader(CalibrationDataReader):
+    def __init__(self, images: np.ndarray) -> None:
+        self.batches = iter(
+            [{"input": images[i : i + 64, None].astype(np.float32) / 255} for i in range(0, len(images), 64)]
+        )
+
+    def get_next(self) -> dict | None:
+        return next(self.batches, None)
+
+
+def crops_per_second(path: Path, batch: int = 32, repeats: int = 30) -> float:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((batch, 1, 48, 48), dtype=np.float32)
+    session.run(None, {"input": x})
+    started = time.perf_counter()
+    for _ in range(repeats):
+        session.run(None, {"input": x})
+    return batch * repeats / (time.perf_counter() - started)
+
+
+def try_int8(path: Path, calibration: np.ndarray, images: np.ndarray, labels: np.ndarray, float_acc: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        quantized = Path(tmp) / "int8.onnx"
+        quantize_static(
+            str(path),
+            str(quantized),
+            FaceReader(calibration),
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        int8_acc = float((onnx_probabilities(quantized, images).argmax(1) == labels).mean())
+        speed_float, speed_int8 = crops_per_second(path), crops_per_second(quantized)
+        keep = speed_int8 > speed_float and float_acc - int8_acc < 0.005
+        result = {
+            "accuracy": round(int8_acc, 4),
+            "crops_per_second_float32": round(speed_float),
+            "crops_per_second_int8": round(speed_int8),
+            "kept": keep,
+        }
+        if keep:
+            path.write_bytes(quantized.read_bytes())
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("runs/xception"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
+    parser.add_argument("--store", type=Path, default=Path("model_store"))
+    parser.add_argument("--version", help="defaults to one past the highest in the store")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    net, checkpoint = load_checkpoint(args.run)
+    versions = available_versions(args.store, MODEL_NAME)
+    version = args.version or str(int(versions[-1]) + 1 if versions else 1)
+    folder = args.store / MODEL_NAME / version
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = folder / "model.onnx"
+
+    test = load_split(args.data, "test")
+    images, labels = test.images.numpy(), test.labels.numpy()
+    export_onnx(net, model_path, flip_average=True)
+    checks = parity(net, model_path, images)
+    print(f"parity with PyTorch on PublicTest: {checks}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "plain.onnx"
+        export_onnx(net, plain, flip_average=False)
+        plain_acc = float((onnx_probabilities(plain, images).argmax(1) == labels).mean())
+    report = classification_report(labels, onnx_probabilities(model_path, images).argmax(1))
+    train_sample = load_split(args.data, "train").images.numpy()[::60]  # about 480 faces to calibrate
+    int8 = try_int8(model_path, train_sample, images, labels, report.accuracy)
+    if int8["kept"]:
+        report = classification_report(labels, onnx_probabilities(model_path, images).argmax(1))
+    print(
+        f"PublicTest accuracy {report.accuracy:.4f} (without mirror averaging {plain_acc:.4f}), "
+        f"macro-F1 {report.macro_f1:.4f}, disgust recall {report.recall['disgust']:.3f}; int8: {int8}"
+    )
+
+    train_config = checkpoint["train_config"]
+    metadata = {
+        "name": MODEL_NAME,
+        "version": version,
+        "task": "facial expression classification (FER-2013, 7 classes)",
+        "architecture": f"{train_config['arch']} (training/model.py), {count_parameters(net) / 1e6:.2f}M parameters, "
+        f"{2 * count_macs(net) / 1e6:.0f} MFLOPs per face (twice that with mirror averaging)",
+        "sha256": file_sha256(model_path),
+        "input": {"name": "input", "shape": ["batch", 1, 48, 48], "dtype": "float32"},
+        "output": {
+            "name": "probabilities",
+            "shape": ["batch", len(CLASSES)],
+            "meaning": "softmax probabilities, averaged over the face and its mirror image",
+        },
+        "classes": list(CLASSES),
+        "preprocessing": {
+            "color": "grayscale (OpenCV BGR to gray)",
+            "scale": 1 / 255,
+            "alignment_template": json.loads(TEMPLATE_PATH.read_text()),
+        },
+        "metrics": {
+            "dataset": "FER-2013 PublicTest (all 3,589 images), model selection on the same split",
+            "accuracy": round(report.accuracy, 4),
+            "accuracy_without_mirror_averaging": round(plain_acc, 4),
+            "macro_f1": round(report.macro_f1, 4),
+            "recall": {k: round(v, 4) for k, v in report.recall.items()},
+            "precision": {k: round(v, 4) for k, v in report.precision.items()},
+            "measured_with": "python -m training.evaluate on this model.onnx",
+            "onnx_parity": checks,
+            "int8_quantisation": int8,
+        },
+        "training": {
+            "recipe": train_config,
+            "best_epoch": checkpoint["epoch"],
+            "epoch_seconds": round(checkpoint["metrics"]["seconds"], 1),
+            "hardware": "2 CPU cores, bf16 autocast",
+        },
+        "provenance": "trained on FER-2013 Training (28,709 images) by training/train.py, then training/export.py",
+        "license": "model weights: project's own; training data FER-2013 (research use)",
+        "exported": datetime.date.today().isoformat(),
+        "opset": OPSET,
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    print(f"wrote {folder}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The emotion classifiers: an Xception-inspired network and a ResNet-style alternative.
+
+Both take grayscale faces as float [B, 1, 48, 48] scaled to [0, 1] and return logits over the
+seven FER-2013 classes. Normalisation lives inside the network so the exported graph needs no
+preprocessing beyond the 1/255 scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+NUM_CLASSES = 7
+PIXEL_MEAN, PIXEL_STD = 0.5, 0.25  # roughly FER-2013's grey-level statistics
+
+
+def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out),
+    )
+
+
+class SeparableConv(nn.Sequential):
+    """Xception's building block: ReLU, depthwise 3x3, pointwise 1x1, batch norm."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(
+            nn.ReLU(),
+            nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+class XceptionBlock(nn.Module):
+    """`depth` separable convs with a residual shortcut; downsampling blocks end in a max-pool."""
+
+    def __init__(self, c_in: int, c_out: int, depth: int, downsample: bool) -> None:
+        super().__init__()
+        layers = [SeparableConv(c_in if i == 0 else c_out, c_out) for i in range(depth)]
+        if downsample:
+            layers.append(nn.MaxPool2d(3, stride=2, padding=1))
+        self.body = nn.Sequential(*layers)
+        stride = 2 if downsample else 1
+        self.shortcut = nn.Identity() if c_in == c_out and not downsample else conv_bn(c_in, c_out, 1, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
+class BasicBlock(nn.Module):
+    """The ResNet basic block: two 3x3 convs and a (projected when needed) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(c_in, c_out, 3, stride), nn.ReLU(), conv_bn(c_out, c_out))
+        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else conv_bn(c_in, c_out, 1, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "xception"  # "xception" or "resnet"
+    width: int = 64  # channels after the stem; stages double it
+    dropout: float = 0.3
+
+
+class EmotionNet(nn.Module):
+    """A stride-2 stem to 24x24, two downsampling stages to 6x6, then a pooled linear head.
+
+    The early stride keeps an epoch near a minute on two CPU cores; 48x48 faces lose little.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        w = config.width
+        self.stem = nn.Sequential(conv_bn(1, w, stride=2), nn.ReLU())
+        if config.arch == "xception":
+            # Entry flow (24 -> 12 -> 6), middle flow at 6x6, exit flow widening before pooling.
+            self.features = nn.Sequential(
+                XceptionBlock(w, 2 * w, depth=2, downsample=True),
+                XceptionBlock(2 * w, 4 * w, depth=2, downsample=True),
+                *[XceptionBlock(4 * w, 4 * w, depth=3, downsample=False) for _ in range(4)],
+                SeparableConv(4 * w, 8 * w),
+                nn.ReLU(),
+            )
+            head_width = 8 * w
+        elif config.arch == "resnet":
+            self.features = nn.Sequential(
+                BasicBlock(w, w, 1),
+                BasicBlock(w, 2 * w, 2),
+                BasicBlock(2 * w, 2 * w, 1),
+                BasicBlock(2 * w, 4 * w, 2),
+                BasicBlock(4 * w, 4 * w, 1),
+            )
+            head_width = 4 * w
+        else:
+            raise ValueError(f"unknown arch {config.arch!r}")
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(config.dropout), nn.Linear(head_width, NUM_CLASSES)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - PIXEL_MEAN) / PIXEL_STD
+        return self.head(self.features(self.stem(x)))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module) -> int:
+    """Multiply-accumulates of one 48x48 forward pass, counted over conv and linear layers."""
+    total = 0
+
+    def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            total += output.numel() * per_output
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 48, 48))
+    model.train(was_training)
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+class ServingModel(nn.Module):
+    """What ships: class probabilities averaged over the face and its mirror image.
+
+    Expressions are left-right symmetric, so the mirror is a free second opinion; folding it into
+    the exported graph gives the service test-time augmentation at no extra code.
+    """
+
+    def __init__(self, net: nn.Module, flip_average: bool = True) -> None:
+        super().__init__()
+        self.net = net
+        self.flip_average = flip_average
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(self.net(x), dim=1)
+        if self.flip_average:
+            probs = (probs + torch.softmax(self.net(torch.flip(x, dims=[3])), dim=1)) / 2
+        return probs
