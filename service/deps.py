@@ -12,12 +12,13 @@ from service.runtime import Runtime
 RETRY_AFTER_SECONDS = "5"
 
 
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+def get_runtime(request: Request) -> Runtime | None:
+    """None until the lifespan has loaded the models."""
+    return getattr(request.app.state, "runtime", None)
 
 
-def get_ready_runtime(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Runtime:
-    if not runtime.ready:
+def get_ready_runtime(runtime: Annotated[Runtime | None, Depends(get_runtime)]) -> Runtime:
+    if runtime is None or not runtime.ready:
         raise ApiError(
             503,
             "not_ready",
@@ -27,5 +28,5 @@ def get_ready_runtime(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Runt
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime | None, Depends(get_runtime)]
 ReadyRuntimeDep = Annotated[Runtime, Depends(get_ready_runtime)]

@@ -42,10 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Finds every face in uploaded photos and returns each face's distribution over the "
         "seven FER-2013 emotions.",
         lifespan=lifespan,
-        max_body_size=settings.max_request_bytes,
     )
+    app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_request_bytes)
     app.include_router(ops.router)
     app.include_router(predict.router, prefix="/v1")
     app.include_router(predict.router, include_in_schema=False)  # /predict, kept as an alias

@@ -1,5 +1,5 @@
 """Per-request context: a request id on every response and log line, access logging, HTTP metrics,
-and the last-resort 500 that never shows a traceback.
+the request body size limit, and the last-resort 500 that never shows a traceback.
 
 Logs name the route template (`/v1/predict`), never the raw path, query or body: nothing a client
 sends is logged.
@@ -15,6 +15,7 @@ import time
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.metrics import Metrics
@@ -41,9 +42,10 @@ def configure_logging(level: str) -> None:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
         self.app = app
         self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,12 +66,30 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message)["x-request-id"] = request_id
             await send(message)
 
+        too_large = f"the request body exceeds {self.max_body_bytes} bytes"
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            """Count streamed body bytes, so a body without a declared length is cut off too."""
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise HTTPException(413, too_large)  # answered by the app's JSON error handler
+            return message
+
         try:
-            await self.app(scope, receive, send_with_id)
+            # A declared length over the limit is refused before a byte of the body is read.
+            declared = Headers(scope=scope).get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                await send_error(send_with_id, 413, "request_too_large", too_large, request_id)
+                return
+            await self.app(scope, receive_within_limit, send_with_id)
         except Exception:
             log.exception("unhandled error")
             if not response_started:
-                await self._internal_error(send_with_id, request_id)
+                message = "internal error; quote the request id when reporting it"
+                await send_error(send_with_id, 500, "internal_error", message, request_id)
         finally:
             # No route takes path parameters, so a matched path is its own template and label
             # cardinality stays bounded; anything unmatched shares one label.
@@ -80,17 +100,10 @@ class RequestContextMiddleware:
             log.info("%s %s %d %.1fms", scope["method"], path, status, elapsed * 1000)
             request_id_var.reset(token)
 
-    @staticmethod
-    async def _internal_error(send: Send, request_id: str) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "internal_error",
-                    "message": "internal error; quote the request id when reporting it",
-                    "request_id": request_id,
-                }
-            }
-        ).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 500, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+async def send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
+    """The error body of service.errors, sent from below the app's own exception handlers."""
+    body = json.dumps({"error": {"code": code, "message": message, "request_id": request_id}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

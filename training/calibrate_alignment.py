@@ -1,8 +1,8 @@
 """Derive the 5-landmark alignment template from FER-2013 itself.
 
 FER-2013 crops are loosely framed faces. Running the served detector on training images (upscaled
-and placed on a plain canvas, as a face appears in a photo) and averaging where the landmarks fall
-in 48x48 coordinates gives the template that frames served crops like the training crops.
+and placed in a photo-like scene) and taking where the landmarks fall in 48x48 coordinates gives
+the template that frames served crops like the training crops.
 
     python -m training.calibrate_alignment [--data ../shared/data/fer2013] [--count 3000]
 
@@ -22,15 +22,10 @@ import numpy as np
 from service.config import get_settings
 from service.detector import RetinaFaceDetector
 from service.model_store import resolve
+from training.scenes import place_faces
 
 TEMPLATE_PATH = Path(__file__).with_name("alignment_template.json")
-UPSCALE, MARGIN, SIZE = 4, 64, 48
-
-
-def place_on_canvas(face: np.ndarray) -> np.ndarray:
-    big = cv2.resize(face, (SIZE * UPSCALE, SIZE * UPSCALE), interpolation=cv2.INTER_CUBIC)
-    canvas = cv2.copyMakeBorder(big, MARGIN, MARGIN, MARGIN, MARGIN, cv2.BORDER_CONSTANT, value=128)
-    return cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
+SIZE, UPSCALE, CANVAS = 48, 4, 320
 
 
 def main() -> None:
@@ -55,9 +50,10 @@ def main() -> None:
     points = []
     for index in chosen:
         face = cv2.imread(str(paths[index]), cv2.IMREAD_GRAYSCALE)
-        detections = detector.detect(place_on_canvas(face))
+        scene = place_faces([face], CANVAS, CANVAS, SIZE * UPSCALE, seed=int(index))
+        detections = detector.detect(scene.image)
         if detections:
-            points.append((detections[0].landmarks - MARGIN) / UPSCALE)
+            points.append((detections[0].landmarks - scene.boxes[0, :2]) / UPSCALE)
     points = np.array(points, dtype=np.float64)
     # The median resists the few faces whose landmarks the detector misplaces.
     template = np.median(points, axis=0)
@@ -69,7 +65,7 @@ def main() -> None:
         "landmarks": np.round(template, 3).tolist(),
         "order": ["eye (image left)", "eye (image right)", "nose", "mouth (image left)", "mouth (image right)"],
         "derived_from": f"{len(points)} of {len(chosen)} sampled FER-2013 training images, "
-        f"upscaled x{UPSCALE} on a {MARGIN}px grey margin; median landmark positions, mirror-symmetrised",
+        f"upscaled x{UPSCALE} into {CANVAS}px scenes; median landmark positions, mirror-symmetrised",
         "detection_rate": round(len(points) / len(chosen), 4),
         "spread_px": np.round(points.std(axis=0), 2).tolist(),
     }

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.deps import RETRY_AFTER_SECONDS, RuntimeDep
+from service.deps import RETRY_AFTER_SECONDS, ReadyRuntimeDep, RuntimeDep
 from service.schemas import Health, ModelInfo, ModelsResponse
 
 router = APIRouter(tags=["operations"])
@@ -21,18 +21,19 @@ def healthz() -> Health:
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 def readyz(runtime: RuntimeDep) -> Response:
     """Readiness: models loaded and warmed, not shutting down. Route traffic only when this is 200."""
-    if runtime.ready:
+    if runtime is not None and runtime.ready:
         return JSONResponse({"status": "ok"})
     return JSONResponse({"status": "not_ready"}, status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(runtime: RuntimeDep) -> Response:
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/models", response_model=ModelsResponse)
-def models(runtime: RuntimeDep) -> ModelsResponse:
+def models(runtime: ReadyRuntimeDep) -> ModelsResponse:
     """The models this process serves, with checksums and their measured quality."""
     return ModelsResponse(
         models=[

@@ -1,0 +1,44 @@
+"""Shared fixtures: real FER-2013 faces, real models from the store, the real HTTP app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.config import PROJECT_ROOT, Settings
+from service.main import create_app
+
+DATA_DIR = Path(os.environ.get("FER2013_DIR", PROJECT_ROOT.parent / "shared" / "data" / "fer2013"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not (DATA_DIR / "test").is_dir():
+        raise pytest.UsageError(f"FER-2013 not found at {DATA_DIR}; set FER2013_DIR")
+
+
+def fer_faces(emotion: str, count: int, split: str = "test") -> list[np.ndarray]:
+    """The first `count` real grayscale faces of one class."""
+    paths = sorted((DATA_DIR / split / emotion).glob("*.jpg"))[:count]
+    return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths]
+
+
+def jpeg(image: np.ndarray, quality: int = 92) -> bytes:
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The real app with its lifespan (models loaded and warmed), shared across API tests."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client

@@ -1,0 +1,65 @@
+import cv2
+import numpy as np
+import pytest
+
+from service.config import Settings
+from service.detector import RetinaFaceDetector, prior_boxes
+from service.model_store import resolve
+from tests.conftest import fer_faces
+from training.scenes import iou, place_faces
+
+MATCH_IOU = 0.4
+
+
+@pytest.fixture(scope="module")
+def detector(settings: Settings) -> RetinaFaceDetector:
+    model = resolve(settings.model_store, settings.detector_model)
+    return RetinaFaceDetector(model, max_side=640, score_threshold=0.6, nms_threshold=0.4, min_face_size=16)
+
+
+def matched(truth: np.ndarray, detections: list) -> bool:
+    return any(iou(truth, d.box) >= MATCH_IOU for d in detections)
+
+
+def test_finds_every_placed_face(detector: RetinaFaceDetector) -> None:
+    faces = fer_faces("happy", 3) + fer_faces("surprise", 3)
+    scene = place_faces(faces, 480, 720, 128, seed=1)
+    detections = detector.detect(scene.image)
+    assert len(detections) == len(faces)
+    assert all(matched(box, detections) for box in scene.boxes)
+    scores = [d.score for d in detections]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_landmarks_fall_inside_their_face(detector: RetinaFaceDetector) -> None:
+    scene = place_faces(fer_faces("neutral", 2), 300, 500, 160, seed=2)
+    for detection in detector.detect(scene.image):
+        x1, y1, x2, y2 = detection.box
+        assert ((detection.landmarks[:, 0] > x1) & (detection.landmarks[:, 0] < x2)).all()
+        assert ((detection.landmarks[:, 1] > y1) & (detection.landmarks[:, 1] < y2)).all()
+        left_eye, right_eye = detection.landmarks[0], detection.landmarks[1]
+        assert left_eye[0] < right_eye[0]
+
+
+def test_no_faces_in_a_faceless_scene(detector: RetinaFaceDetector) -> None:
+    assert detector.detect(place_faces([], 480, 640, 128, seed=3).image) == []
+
+
+def test_boxes_map_back_from_the_working_resolution(detector: RetinaFaceDetector) -> None:
+    """A 2400px photo is detected at 640px; boxes must come back in original pixels."""
+    scene = place_faces(fer_faces("sad", 2), 1600, 2400, 480, seed=4)
+    detections = detector.detect(scene.image)
+    assert all(matched(box, detections) for box in scene.boxes)
+
+
+def test_grayscale_photo_converted_to_bgr(detector: RetinaFaceDetector) -> None:
+    scene = place_faces(fer_faces("angry", 1), 240, 320, 144, seed=5)
+    gray = cv2.cvtColor(cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    assert matched(scene.boxes[0], detector.detect(gray))
+
+
+def test_prior_count_matches_the_network_output(detector: RetinaFaceDetector) -> None:
+    blob = cv2.dnn.blobFromImage(np.zeros((96, 160, 3), np.uint8), 1.0, mean=detector.mean)
+    detector.net.setInput(blob)
+    outputs = dict(zip(detector.output_names, detector.net.forward(detector.output_names)))
+    assert len(prior_boxes(96, 160, detector.strides, detector.anchor_sizes)) == outputs["conf"].shape[1]

@@ -1,0 +1,45 @@
+from fastapi.testclient import TestClient
+
+from service.config import Settings
+from service.main import create_app
+from service.model_store import file_sha256, resolve
+
+
+def test_live_and_ready(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok"}
+    assert "emotion_ready 1.0" in client.get("/metrics").text
+
+
+def test_not_ready_before_models_load(settings: Settings) -> None:
+    """Without its lifespan the app has no models: alive, but not ready, and predict says 503."""
+    client = TestClient(create_app(settings))  # no `with`: start-up never runs
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.headers["retry-after"]
+    predict = client.post("/v1/predict", files=[("files", ("a.jpg", b"\xff\xd8\xff", "image/jpeg"))])
+    assert predict.status_code == 503 and predict.json()["error"]["code"] == "not_ready"
+
+
+def test_models_report_what_is_loaded(client: TestClient, settings: Settings) -> None:
+    models = {m["role"]: m for m in client.get("/v1/models").json()["models"]}
+    assert set(models) == {"detector", "emotion"}
+    emotion = resolve(settings.model_store, settings.emotion_model)
+    assert models["emotion"]["sha256"] == file_sha256(emotion.onnx_path)
+    assert models["emotion"]["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert 0 < models["emotion"]["metrics"]["accuracy"] <= 1
+    info = client.get("/metrics").text
+    assert f'emotion_model_info{{name="emotion",role="emotion",sha256="{emotion.sha256}"' in info
+
+
+def test_openapi_documents_the_real_schema(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/v1/predict" in spec["paths"] and "/predict" not in spec["paths"]
+    schema = spec["paths"]["/v1/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/PredictResponse")
+    assert {"400", "413", "415", "422", "503"} <= set(spec["paths"]["/v1/predict"]["post"]["responses"])
+
+
+def test_unknown_route_is_json(client: TestClient) -> None:
+    response = client.get("/no/such/thing")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
