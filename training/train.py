@@ -2,6 +2,7 @@
 
     python -m training.train --out runs/xception                # a full run
     python -m training.train --out runs/xception --resume       # carry on after a stop
+    python -m training.train --out runs/xception --resume --stop-after 20   # train in bounded chunks
 
 Every epoch writes `last.pt` (everything needed to resume), `log.csv` and `curves.png`; the best
 epoch by flip-averaged PublicTest accuracy is kept as `best.pt`, which `training.export` reads.
@@ -56,8 +57,8 @@ class TrainConfig:
     val_limit: int = 0
 
 
-def parse_config() -> tuple[TrainConfig, bool]:
-    """Every TrainConfig field is a flag of the same name."""
+def parse_args() -> tuple[TrainConfig, bool, int]:
+    """Every TrainConfig field is a flag of the same name; --resume and --stop-after steer this invocation."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for field in dataclasses.fields(TrainConfig):
         if field.type == "bool":
@@ -66,9 +67,10 @@ def parse_config() -> tuple[TrainConfig, bool]:
             kind = {"int": int, "float": float, "str": str}[field.type]
             parser.add_argument(f"--{field.name}", type=kind, default=field.default)
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    parser.add_argument("--stop-after", type=int, default=0, help="end after this many epochs; --resume continues")
     args = vars(parser.parse_args())
-    resume = args.pop("resume")
-    return TrainConfig(**args), resume
+    resume, stop_after = args.pop("resume"), args.pop("stop_after")
+    return TrainConfig(**args), resume, stop_after
 
 
 def subset(data: Dataset, limit: int, generator: torch.Generator) -> Dataset:
@@ -134,8 +136,8 @@ def save_atomic(obj: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def main() -> None:
-    config, resume = parse_config()
+def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> list[dict]:
+    """Run (or continue) training; returns the per-epoch log. Writes everything under config.out."""
     out = Path(config.out)
     if resume and (out / "config.json").exists():
         # The schedule and data depend on the whole config: a resumed run keeps the one it began with.
@@ -186,7 +188,8 @@ def main() -> None:
         print(f"resumed after epoch {start_epoch}, best PublicTest accuracy so far {best_acc:.4f}")
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
 
-    for epoch in range(start_epoch + 1, config.epochs + 1):
+    last_epoch = min(config.epochs, start_epoch + stop_after) if stop_after else config.epochs
+    for epoch in range(start_epoch + 1, last_epoch + 1):
         model.train()
         started = time.time()
         order = torch.randperm(len(train), generator=generator)
@@ -265,6 +268,11 @@ def main() -> None:
             print(f"no better PublicTest accuracy for {config.patience} epochs: stopping")
             break
     print(f"best PublicTest accuracy (flip-averaged) {best_acc:.4f}; classes {', '.join(CLASSES)}")
+    return rows
+
+
+def main() -> None:
+    train(*parse_args())
 
 
 if __name__ == "__main__":

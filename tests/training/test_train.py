@@ -1,0 +1,42 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA_DIR
+from training.train import TrainConfig, train
+
+
+def quick_config(out: Path) -> TrainConfig:
+    return TrainConfig(
+        data=str(DATA_DIR), out=str(out), epochs=3, train_limit=1500, val_limit=300, batch_size=64, lr=0.05
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    out = tmp_path_factory.mktemp("run")
+    return out, train(quick_config(out))
+
+
+def test_loss_falls_on_real_faces(trained: tuple[Path, list[dict]]) -> None:
+    _, rows = trained
+    assert len(rows) == 3
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert rows[-1]["train_acc"] > 1 / 7
+
+
+def test_run_leaves_checkpoints_logs_and_plots(trained: tuple[Path, list[dict]]) -> None:
+    out, _ = trained
+    for name in ("last.pt", "best.pt", "log.csv", "curves.png", "confusion.png", "config.json"):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_a_stopped_run_resumes_where_it_left_off(trained: tuple[Path, list[dict]], tmp_path: Path) -> None:
+    _, straight = trained
+    first = train(quick_config(tmp_path), stop_after=2)
+    assert [r["epoch"] for r in first] == [1, 2]
+    resumed = train(dataclasses.replace(quick_config(tmp_path), epochs=99), resume=True)  # saved config wins
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    for a, b in zip(resumed, straight):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
