@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN ?= runs/xception
 
-.PHONY: serve test prepare lint train export evaluate clean
+.PHONY: serve test prepare lint train export evaluate bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,7 @@ evaluate: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Not part of `make test`: takes about ten minutes and wants an otherwise idle machine.
+bench: $(VENV)/.dev prepare
+	$(PY) -m benchmarks.run

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     max_batch_wait_ms: float = Field(2.0, ge=0, description="How long the micro-batcher waits to fill a batch.")
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime and OpenCV threads; 0 lets them choose.")
 
+    # Overload protection
+    max_concurrent_requests: int = Field(
+        64, ge=1, description="Predict requests admitted at once; past it, 503 with Retry-After at once."
+    )
+    request_timeout_s: float = Field(30.0, gt=0, description="Longest a predict request may take before a 504.")
+
     # Limits on what clients send
     max_files: int = Field(16, ge=1, description="Most images in one request.")
     max_file_bytes: int = Field(10 * 2**20, ge=1024, description="Largest accepted image file, in bytes.")

@@ -53,6 +53,7 @@ class Metrics:
             buckets=STAGE_BUCKETS,
             registry=r,
         )
+        self.in_flight = Gauge("emotion_requests_in_flight", "Predict requests being served.", registry=r)
         self.queue_depth = Gauge("emotion_batch_queue_depth", "Face crops waiting for the emotion model.", registry=r)
         self.rejected = Counter("emotion_images_rejected", "Uploads refused, by reason.", ["reason"], registry=r)
         self.inference_errors = Counter("emotion_inference_errors", "Failed model calls.", registry=r)

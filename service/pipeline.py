@@ -4,6 +4,7 @@ every face of a request in one model call."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -14,9 +15,11 @@ import numpy as np
 from service.alignment import align_faces
 from service.classifier import EmotionClassifier
 from service.detector import Detection, FaceDetector
-from service.errors import ImageRejected
+from service.errors import ApiError, ImageRejected
 from service.imaging import decode_image
 from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 AsyncClassify = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
@@ -85,7 +88,11 @@ class Pipeline:
             *(asyncio.to_thread(self._prepare_numbered, i, d) for i, d in enumerate(uploads))
         )
         crops = [p.crops for p in prepared if len(p.crops)]
-        probs = await classify(np.concatenate(crops)) if crops else None
+        try:
+            probs = await classify(np.concatenate(crops)) if crops else None
+        except Exception as error:
+            log.exception("emotion model call failed")
+            raise ApiError(500, "inference_failed", "the emotion model failed; quote the request id") from error
         results, offset = [], 0
         for p in prepared:
             count = len(p.detections)

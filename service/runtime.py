@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from service.admission import Admission
 from service.batcher import MicroBatcher
 from service.classifier import EmotionClassifier
 from service.config import Settings
@@ -27,6 +28,7 @@ class Runtime:
     emotion_model: StoredModel
     pipeline: Pipeline
     batcher: MicroBatcher
+    admission: Admission
     ready: bool = False
 
     def models(self) -> dict[str, StoredModel]:
@@ -56,7 +58,8 @@ def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
     for role, model in (("detector", detector_model), ("emotion", emotion_model)):
         metrics.model_info.labels(role, model.name, model.version, model.sha256).set(1)
         log.info("loaded %s model %s version %s sha256 %s", role, model.name, model.version, model.sha256)
-    return Runtime(settings, metrics, detector_model, emotion_model, pipeline, batcher)
+    admission = Admission(settings.max_concurrent_requests, metrics)
+    return Runtime(settings, metrics, detector_model, emotion_model, pipeline, batcher, admission)
 
 
 def warm_up(runtime: Runtime) -> None:

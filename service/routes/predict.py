@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
@@ -29,7 +30,9 @@ ERRORS = {
     413: {"model": ErrorResponse, "description": "A file, the request or an image's pixel count is too large."},
     415: {"model": ErrorResponse, "description": "An upload is not an image."},
     422: {"model": ErrorResponse, "description": "No files, too many files, or a malformed request."},
-    503: {"model": ErrorResponse, "description": "Not ready (starting or shutting down); see Retry-After."},
+    500: {"model": ErrorResponse, "description": "The model failed; quote the request id."},
+    503: {"model": ErrorResponse, "description": "Not ready, or at capacity; see Retry-After."},
+    504: {"model": ErrorResponse, "description": "Not finished within the request timeout."},
 }
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -67,8 +70,14 @@ async def predict(
     limit = runtime.settings.max_files
     if len(files) > limit:
         raise ApiError(422, "too_many_files", f"{len(files)} files sent; at most {limit} per request")
-    uploads = [await upload.read() for upload in files]
-    analysed = await runtime.pipeline.analyse_many(uploads, runtime.batcher.classify)
+    with runtime.admission.slot():
+        uploads = [await upload.read() for upload in files]
+        try:
+            analysed = await asyncio.wait_for(
+                runtime.pipeline.analyse_many(uploads, runtime.batcher.classify), runtime.settings.request_timeout_s
+            )
+        except TimeoutError:
+            raise ApiError(504, "timeout", f"not finished within {runtime.settings.request_timeout_s} s") from None
     classes = runtime.pipeline.classifier.classes
     return PredictResponse(
         request_id=request.state.request_id,

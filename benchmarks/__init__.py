@@ -1,0 +1,1 @@
+"""Benchmarks of the service against its own limits (`make bench`)."""

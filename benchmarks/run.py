@@ -1,0 +1,316 @@
+"""Measure the service against its own limits, all in one run so the ratios hold on a noisy machine.
+
+    python -m benchmarks.run [--soak-requests 10000] [--quick]
+
+Writes benchmarks/results.json and benchmarks/results.md, and puts the table into the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+from service.config import PROJECT_ROOT, Settings
+from service.metrics import Metrics
+from service.runtime import load_runtime
+from training.data import load_split
+from training.scenes import place_faces
+
+HERE = Path(__file__).resolve().parent
+README = PROJECT_ROOT / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def per_second(work: Callable[[], object], units: int, min_seconds: float = 2.0) -> float:
+    """Units per second of `work`, repeated for at least min_seconds after one warm-up call."""
+    work()
+    calls, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < min_seconds or calls < 3:
+        work()
+        calls += 1
+    return units * calls / elapsed
+
+
+def build_scenes(data: Path) -> dict[str, bytes]:
+    faces = list(load_split(data, "test").images.numpy()[::97][:8])
+    one = place_faces(faces[:1], 480, 640, 180, seed=1).image
+    eight = place_faces(faces, 640, 960, 150, seed=2).image
+    return {
+        name: cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        for name, img in (("1 face", one), ("8 faces", eight))
+    }
+
+
+def bench_emotion_model(classifier, crops: np.ndarray) -> list[dict]:
+    rows = []
+    for batch in (1, 4, 8, 16, 32, 64):
+        x = np.resize(crops, (batch, *crops.shape[1:]))
+        rows.append({"batch": batch, "crops_per_s": round(per_second(lambda x=x: classifier(x), batch), 1)})
+    return rows
+
+
+def bench_detector(detector, detector_path: Path, scene: np.ndarray) -> list[dict]:
+    """OpenCV DNN (served) next to onnxruntime on the same ONNX and the same blob."""
+    session = ort.InferenceSession(str(detector_path), providers=["CPUExecutionProvider"])
+    rows = []
+    for side in (320, 640, 1280):
+        h, w = scene.shape[:2]
+        scale = side / max(h, w)
+        image = cv2.resize(scene, (round(w * scale) // 32 * 32, round(h * scale) // 32 * 32))
+        blob = cv2.dnn.blobFromImage(image, 1.0, mean=detector.mean)
+
+        def opencv(blob: np.ndarray = blob) -> None:
+            detector.net.setInput(blob)
+            detector.net.forward(detector.output_names)
+
+        def onnxruntime(blob: np.ndarray = blob) -> None:
+            session.run(None, {"input": blob})
+
+        rows.append(
+            {
+                "long_side": side,
+                "opencv_dnn_ms": round(1000 / per_second(opencv, 1), 2),
+                "onnxruntime_ms": round(1000 / per_second(onnxruntime, 1), 2),
+            }
+        )
+    return rows
+
+
+def bench_pipeline(pipeline, scenes: dict[str, bytes]) -> list[dict]:
+    rows = []
+    for name, data in scenes.items():
+        faces = len(pipeline.analyse(data).detections)
+        images_per_s = per_second(lambda d=data: pipeline.analyse(d), 1, min_seconds=4)
+        rows.append(
+            {
+                "scene": name,
+                "faces": faces,
+                "images_per_s": round(images_per_s, 2),
+                "faces_per_s": round(images_per_s * faces, 1),
+                "ms": round(1000 / images_per_s, 2),
+            }
+        )
+    return rows
+
+
+def bench_batching(classifier, crops: np.ndarray) -> dict:
+    """Eight faces classified one call each against one call for all eight."""
+    batched = per_second(lambda: classifier(crops), len(crops))
+    single = per_second(lambda: [classifier(crops[i : i + 1]) for i in range(len(crops))], len(crops))
+    return {
+        "faces_per_s_batched": round(batched, 1),
+        "faces_per_s_batch1": round(single, 1),
+        "ratio": round(batched / single, 2),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (uvicorn workers), in MB."""
+    pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    total = 0
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return round(total / 1024, 1)
+
+
+@contextlib.contextmanager
+def server(**settings: object) -> Iterator[tuple[str, int]]:
+    """A real uvicorn process on loopback with the given settings; yields (base URL, pid)."""
+    port = free_port()
+    env = {**os.environ, "EMOTION_PORT": str(port), "EMOTION_LOG_LEVEL": "warning"}
+    env.update({f"EMOTION_{k.upper()}": str(v) for k, v in settings.items()})
+    process = subprocess.Popen([sys.executable, "-m", "service"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError("server did not become ready")
+        yield base, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def load(base: str, image: Path, concurrency: int, requests: int, seconds: float) -> dict:
+    """The load generator runs in its own process, so it does not share the server's CPU budget unfairly."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.load",
+            f"{base}/v1/predict",
+            str(image),
+            "--concurrency",
+            str(concurrency),
+            "--requests",
+            str(requests),
+            "--seconds",
+            str(seconds),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout)
+
+
+def bench_http(scenes: dict[str, bytes], soak_requests: int, quick: bool) -> dict:
+    budget = (60, 15) if quick else (400, 40)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, data in scenes.items():
+            paths[name] = Path(tmp) / f"{name.replace(' ', '_')}.jpg"
+            paths[name].write_bytes(data)
+        result: dict = {}
+        with server() as (base, pid):
+            load(base, paths["1 face"], 4, 40, 20)  # warm-up
+            result["rss_mb_after_warmup"] = rss_mb(pid)
+            result["concurrency"] = [load(base, paths["1 face"], c, *budget) for c in (1, 4, 16, 64)]
+            result["eight_faces"] = load(base, paths["8 faces"], 16, *budget)
+            result["soak"] = load(base, paths["1 face"], 16, soak_requests, 3600)
+            result["rss_mb_after_soak"] = rss_mb(pid)
+        with server(max_batch_wait_ms=0) as (base, _):
+            result["eight_faces_no_batch_wait"] = load(base, paths["8 faces"], 16, *budget)
+        settings_runs = [{"workers": 1, "intra_op_threads": 1}, {"workers": 2, "intra_op_threads": 1}]
+        result["settings"] = []
+        for overrides in settings_runs:
+            with server(**overrides) as (base, _):
+                result["settings"].append({**overrides, **load(base, paths["1 face"], 16, *budget)})
+    return result
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
+        f"onnxruntime {m['onnxruntime']}, OpenCV {m['opencv']}; emotion model {m['emotion_model']}.",
+        "",
+    ]
+    lines += [
+        "| emotion model batch | " + " | ".join(str(r["batch"]) for r in results["emotion_model"]) + " |",
+        "| --- |" + " --- |" * len(results["emotion_model"]),
+        "| crops/s | " + " | ".join(str(r["crops_per_s"]) for r in results["emotion_model"]) + " |",
+        "",
+    ]
+    lines += ["| detector long side | OpenCV DNN ms | onnxruntime ms |", "| --- | --- | --- |"]
+    lines += [f"| {r['long_side']} | {r['opencv_dnn_ms']} | {r['onnxruntime_ms']} |" for r in results["detector"]]
+    lines += ["", "| in-process pipeline | faces | images/s | faces/s | ms/image |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        f"| {r['scene']} | {r['faces']} | {r['images_per_s']} | {r['faces_per_s']} | {r['ms']} |"
+        for r in results["pipeline"]
+    ]
+    http = results["http"]
+    lines += [
+        "",
+        "| HTTP, 1-face scene, concurrency | images/s | p50 ms | p95 ms | p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['concurrency']} | {r['images_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} |"
+        for r in http["concurrency"]
+    ]
+    b = results["batching"]
+    r = results["ratios"]
+    lines += [
+        "",
+        f"- Best HTTP throughput / in-process pipeline (1 face): **{r['http_vs_pipeline']}** (target ≥ 0.85).",
+        f"- HTTP p50 at concurrency 1 minus in-process latency (1 face): **{r['p50_overhead_ms']} ms** (target ≤ 5).",
+        f"- Batched / batch-1 classification, 8 faces: **{b['ratio']}x** ({b['faces_per_s_batched']} against "
+        f"{b['faces_per_s_batch1']} faces/s; target ≥ 1.3).",
+        f"- HTTP, 8-face scene at concurrency 16: {http['eight_faces']['images_per_s']} images/s with the "
+        f"micro-batcher's default wait, {http['eight_faces_no_batch_wait']['images_per_s']} with no wait.",
+        f"- RSS {http['rss_mb_after_warmup']} MB after warm-up, {http['rss_mb_after_soak']} MB after "
+        f"{http['soak']['requests']} more requests: ratio **{r['rss_growth']}** (target ≤ 1.10).",
+    ]
+    lines += [
+        f"- workers {s['workers']}, threads {s['intra_op_threads']}: {s['images_per_s']} images/s, "
+        f"p50 {s['p50_ms']} ms at concurrency 16"
+        for s in http["settings"]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "fer2013")
+    parser.add_argument("--soak-requests", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="small budgets, to check the script itself")
+    args = parser.parse_args()
+
+    runtime = load_runtime(Settings(), Metrics())
+    pipeline, classifier = runtime.pipeline, runtime.pipeline.classifier
+    scenes = build_scenes(args.data)
+    crops = load_split(args.data, "test").images.numpy()[:8]
+    scene8 = cv2.imdecode(np.frombuffer(scenes["8 faces"], np.uint8), cv2.IMREAD_COLOR)
+    results: dict = {
+        "machine": {
+            "date": datetime.date.today().isoformat(),
+            "cpu": next(
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")
+                ),
+                platform.processor(),
+            ),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "onnxruntime": ort.__version__,
+            "opencv": cv2.__version__,
+            "emotion_model": f"{runtime.emotion_model.name}/{runtime.emotion_model.version}",
+        },
+        "emotion_model": bench_emotion_model(classifier, crops),
+        "detector": bench_detector(pipeline.detector, runtime.detector_model.onnx_path, scene8),
+        "pipeline": bench_pipeline(pipeline, scenes),
+        "batching": bench_batching(classifier, crops),
+    }
+    results["http"] = bench_http(scenes, 300 if args.quick else args.soak_requests, args.quick)
+    one_face = results["pipeline"][0]
+    results["ratios"] = {
+        "http_vs_pipeline": round(
+            max(r["images_per_s"] for r in results["http"]["concurrency"]) / one_face["images_per_s"], 3
+        ),
+        "p50_overhead_ms": round(results["http"]["concurrency"][0]["p50_ms"] - one_face["ms"], 2),
+        "rss_growth": round(results["http"]["rss_mb_after_soak"] / results["http"]["rss_mb_after_warmup"], 3),
+    }
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (HERE / "results.md").write_text(table)
+    readme = README.read_text()
+    if START in readme and END in readme:
+        head, rest = readme.split(START, 1)
+        README.write_text(head + START + "\n" + table + END + rest.split(END, 1)[1])
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Bounded admission: past a fixed number of predict requests in flight, refuse at once.
+
+Queueing more work than the CPU can finish only grows latency and memory for everyone; a fast 503
+with Retry-After lets the load balancer send the request to another pod instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from service.errors import ApiError
+from service.metrics import Metrics
+
+RETRY_AFTER_OVERLOADED = "1"
+
+
+class Admission:
+    """Used only from the event loop thread, so a plain counter needs no lock."""
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
+        self.limit = limit
+        self.active = 0
+        self.metrics = metrics
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if self.active >= self.limit:
+            raise ApiError(
+                503,
+                "overloaded",
+                "the service is at capacity; retry shortly",
+                headers={"Retry-After": RETRY_AFTER_OVERLOADED},
+            )
+        self.active += 1
+        self.metrics.in_flight.set(self.active)
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self.metrics.in_flight.set(self.active)
