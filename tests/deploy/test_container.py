@@ -1,0 +1,109 @@
+"""The Dockerfile and docker-compose stack, checked without a Docker engine."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from service.config import PROJECT_ROOT
+
+DOCKERFILE = PROJECT_ROOT / "Dockerfile"
+COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+BIN = Path(sys.executable).parent
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run(
+        [BIN / "hadolint", "--failure-threshold", "info", str(DOCKERFILE)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_runtime_image_runs_as_non_root_and_checks_health() -> None:
+    text = DOCKERFILE.read_text()
+    runtime_stage = text.split(" AS runtime", 1)[1]
+    assert re.search(r"^USER 10001$", runtime_stage, re.M)
+    assert "HEALTHCHECK" in runtime_stage and "/healthz" in runtime_stage
+    assert "[train" not in text and "COPY training" not in text
+
+
+def test_image_recipe_installs_and_prepares_in_a_fresh_environment(tmp_path: Path) -> None:
+    """The build stage's own commands, run in a new virtual environment from a copy of the context."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT_ROOT / name, context / name)
+    # What .dockerignore lets through: code and the model store, without a prepared detector.
+    shutil.copytree(PROJECT_ROOT / "service", context / "service", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        PROJECT_ROOT / "model_store",
+        context / "model_store",
+        ignore=lambda folder, names: ["model.onnx"] if "retinaface" in Path(folder).parts else [],
+    )
+
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    run_lines = re.findall(r"^RUN (.+?)(?<!\\)$", DOCKERFILE.read_text().split(" AS runtime")[0], re.M | re.S)
+    install = run_lines[-1].replace("\\\n", " ").replace("/src/", f"{context}/")
+    subprocess.run(install, shell=True, check=True, cwd=context, env={"PATH": f"{python.parent}:/usr/bin:/bin"})
+    assert (context / "model_store/retinaface/1/model.onnx").stat().st_size > 1_000_000
+    installed = subprocess.run([python, "-m", "pip", "list"], capture_output=True, text=True, check=True).stdout
+    assert "torch" not in installed and "opencv-python-headless" in installed
+    assert not re.search(r"^opencv-python\s", installed, re.M)
+
+
+def test_compose_file_matches_the_compose_spec() -> None:
+    result = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_scrapes_the_service_metrics_path() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text())
+    config = yaml.safe_load((PROJECT_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["api:8000"]
+    assert "8000:8000" in compose["services"]["api"]["ports"]
+    promtool = shutil.which("promtool")
+    if promtool:
+        subprocess.run(
+            [promtool, "check", "config", str(PROJECT_ROOT / "deploy/prometheus/prometheus.yml")], check=True
+        )
+
+
+def test_dashboard_queries_only_metrics_the_service_exports(client: TestClient) -> None:
+    """Every metric a Grafana panel queries must exist in /metrics, so no panel stays empty."""
+    suffixes = {"counter": ["", "_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}
+    exported = set()
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("# TYPE "):  # listed even before a labelled metric has samples
+            _, _, name, kind = line.split()
+            exported |= {name + suffix for suffix in suffixes.get(kind, [""])}
+    dashboard = json.loads((PROJECT_ROOT / "deploy/grafana/dashboards/emotion-service.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"emotion_[a-z_]+", target["expr"])
+    }
+    assert queried and queried <= exported, queried - exported
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    for topic in ("status", "latency", "faces", "batch size", "queue", "rejected"):
+        assert topic in titles
+
+
+@pytest.mark.parametrize("path", ["datasources/prometheus.yml", "dashboards/emotion.yml"])
+def test_grafana_provisioning_is_valid_yaml(path: str) -> None:
+    assert yaml.safe_load((PROJECT_ROOT / "deploy/grafana/provisioning" / path).read_text())["apiVersion"] == 1

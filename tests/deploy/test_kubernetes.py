@@ -1,0 +1,73 @@
+"""The kustomize overlays render, validate against the Kubernetes schemas, and match the app."""
+
+import shutil
+import subprocess
+
+import kubernetes_validate
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from service.config import PROJECT_ROOT, Settings
+
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
+OVERLAYS = ["dev", "prod"]
+
+
+def render(overlay: str) -> list[dict]:
+    out = subprocess.run(
+        [KUBECTL, "kustomize", str(PROJECT_ROOT / "k8s/overlays" / overlay)], capture_output=True, text=True, check=True
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def by_kind(docs: list[dict]) -> dict[str, dict]:
+    return {doc["kind"]: doc for doc in docs}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_validates(overlay: str) -> None:
+    docs = render(overlay)
+    assert {d["kind"] for d in docs} == {
+        "ConfigMap",
+        "Service",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.32.0", strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_probes_ports_and_settings_match_the_app(overlay: str, client: TestClient) -> None:
+    objects = by_kind(render(overlay))
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    config = objects["ConfigMap"]["data"]
+    assert set(config) <= {f"EMOTION_{name.upper()}" for name in Settings.model_fields}
+    assert container["ports"][0]["containerPort"] == int(config["EMOTION_PORT"])
+    assert container["envFrom"][0]["configMapRef"]["name"] == objects["ConfigMap"]["metadata"]["name"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        assert client.get(path).status_code == 200, path
+    annotations = objects["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert client.get(annotations["prometheus.io/path"]).status_code == 200
+    assert annotations["prometheus.io/port"] == config["EMOTION_PORT"]
+    service_port = objects["Service"]["spec"]["ports"][0]
+    assert service_port["targetPort"] == container["ports"][0]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_are_locked_down_and_drain_before_stopping(overlay: str) -> None:
+    pod = by_kind(render(overlay))["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True and security["capabilities"]["drop"] == ["ALL"]
+    assert security["allowPrivilegeEscalation"] is False
+    pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] > pause + 30  # room for the longest request after the pause
+    assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
