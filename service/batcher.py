@@ -4,6 +4,10 @@ A model call on 16 crops costs far less than 16 calls on one. Requests hand thei
 single worker thread, which waits at most `max_wait` for more to arrive (up to `max_batch_size`
 crops), runs the model once off the event loop, and hands each request back its own rows. A
 request's crops are never split, so each request still gets one model call.
+
+The worker waits only while another request is on its way: requests announce themselves with
+`reserve()` when they start decoding, so a lone request is classified at once and low load pays
+no batching delay.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +44,7 @@ class MicroBatcher:
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
         self.carry: _Job | None = None  # a job that did not fit the last batch goes first next time
         self.pending_crops = 0
+        self.expected = 0  # requests reserved but not yet submitted; read by the worker
         self.thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
 
     def start(self) -> None:
@@ -48,6 +54,25 @@ class MicroBatcher:
         """Finish what is queued, then end the worker."""
         self.jobs.put(None)
         self.thread.join()
+
+    @contextmanager
+    def reserve(self) -> Iterator[Callable[[np.ndarray], Awaitable[np.ndarray]]]:
+        """Announce a request that will submit crops soon; yields its classify function."""
+        self.expected += 1
+        submitted = False
+
+        async def classify(crops: np.ndarray) -> np.ndarray:
+            nonlocal submitted
+            if not submitted:
+                submitted = True
+                self.expected -= 1
+            return await self.classify(crops)
+
+        try:
+            yield classify
+        finally:
+            if not submitted:
+                self.expected -= 1
 
     async def classify(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
@@ -70,6 +95,8 @@ class MicroBatcher:
         batch, size = [first], len(first.crops)
         deadline = time.perf_counter() + self.max_wait_s
         while size < self.max_batch_size:
+            if self.expected <= 0 and self.jobs.empty():
+                break  # nobody else is coming: waiting would only add latency
             try:
                 job = self.jobs.get(timeout=max(0.0, deadline - time.perf_counter()))
             except queue.Empty:

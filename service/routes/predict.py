@@ -70,11 +70,11 @@ async def predict(
     limit = runtime.settings.max_files
     if len(files) > limit:
         raise ApiError(422, "too_many_files", f"{len(files)} files sent; at most {limit} per request")
-    with runtime.admission.slot():
+    with runtime.admission.slot(), runtime.batcher.reserve() as classify:
         uploads = [await upload.read() for upload in files]
         try:
             analysed = await asyncio.wait_for(
-                runtime.pipeline.analyse_many(uploads, runtime.batcher.classify), runtime.settings.request_timeout_s
+                runtime.pipeline.analyse_many(uploads, classify), runtime.settings.request_timeout_s
             )
         except TimeoutError:
             raise ApiError(504, "timeout", f"not finished within {runtime.settings.request_timeout_s} s") from None
