@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -42,11 +42,29 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(30.0, gt=0, description="Longest a predict request may take before a 504.")
 
+    # Access
+    api_keys: SecretStr = Field(
+        SecretStr(""), description="Comma-separated API keys; empty (and no file) disables keys."
+    )
+    api_keys_file: Path | None = Field(None, description="File with one API key per line, e.g. a mounted Secret.")
+    metrics_require_api_key: bool = Field(False, description="Whether /metrics also needs a key.")
+    cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; empty disables CORS.")
+
     # Limits on what clients send
     max_files: int = Field(16, ge=1, description="Most images in one request.")
     max_file_bytes: int = Field(10 * 2**20, ge=1024, description="Largest accepted image file, in bytes.")
     max_request_bytes: int = Field(40 * 2**20, ge=1024, description="Largest accepted request body, in bytes.")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Largest accepted width x height (bomb guard).")
+
+    def load_api_keys(self) -> list[str]:
+        """Keys from the variable and the file together; read once at start-up."""
+        keys = self.api_keys.get_secret_value().split(",")
+        if self.api_keys_file is not None:
+            keys += self.api_keys_file.read_text().splitlines()
+        return [key.strip() for key in keys if key.strip()]
+
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
 @lru_cache

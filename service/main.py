@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.formparsers import MultiPartParser
 
 from service import __version__
@@ -16,6 +17,7 @@ from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
 from service.routes import ops, predict
 from service.runtime import load_runtime, warm_up
+from service.security import require_api_key
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,10 +45,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "seven FER-2013 emotions.",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     app.state.metrics = metrics
+    app.state.api_keys = settings.load_api_keys()
     install_error_handlers(app)
+    if origins := settings.cors_origin_list():
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "X-Request-ID", "Content-Type"],
+            expose_headers=["X-Request-ID"],
+        )
+    # Added last, so it is outermost: even CORS refusals get a request id and are counted.
     app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_request_bytes)
+    keyed = [Depends(require_api_key)]
     app.include_router(ops.router)
-    app.include_router(predict.router, prefix="/v1")
-    app.include_router(predict.router, include_in_schema=False)  # /predict, kept as an alias
+    app.include_router(predict.router, prefix="/v1", dependencies=keyed)
+    app.include_router(predict.router, dependencies=keyed, include_in_schema=False)  # /predict, kept as an alias
     return app

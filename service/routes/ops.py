@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, Security
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.deps import RETRY_AFTER_SECONDS, ReadyRuntimeDep, RuntimeDep
 from service.schemas import Health, ModelInfo, ModelsResponse
+from service.security import api_key_header, require_api_key
 
 router = APIRouter(tags=["operations"])
 
@@ -27,12 +30,14 @@ def readyz(runtime: RuntimeDep) -> Response:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
+def metrics(request: Request, presented: Annotated[str | None, Security(api_key_header)]) -> Response:
+    if request.app.state.settings.metrics_require_api_key:
+        require_api_key(request, presented)
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/models", response_model=ModelsResponse)
+@router.get("/v1/models", response_model=ModelsResponse, dependencies=[Depends(require_api_key)])
 def models(runtime: ReadyRuntimeDep) -> ModelsResponse:
     """The models this process serves, with checksums and their measured quality."""
     return ModelsResponse(

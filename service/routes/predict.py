@@ -27,6 +27,7 @@ router = APIRouter(tags=["predict"])
 
 ERRORS = {
     400: {"model": ErrorResponse, "description": "An upload cannot be decoded."},
+    401: {"model": ErrorResponse, "description": "API keys are configured and X-API-Key is missing or wrong."},
     413: {"model": ErrorResponse, "description": "A file, the request or an image's pixel count is too large."},
     415: {"model": ErrorResponse, "description": "An upload is not an image."},
     422: {"model": ErrorResponse, "description": "No files, too many files, or a malformed request."},
