@@ -71,3 +71,14 @@ def test_pods_are_locked_down_and_drain_before_stopping(overlay: str) -> None:
     pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert pod["terminationGracePeriodSeconds"] > pause + 30  # room for the longest request after the pause
     assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
+
+
+def test_prod_reads_api_keys_from_the_mounted_secret() -> None:
+    objects = by_kind(render("prod"))
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    key_file = objects["ConfigMap"]["data"]["EMOTION_API_KEYS_FILE"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "api-keys"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "api-keys"]
+    assert key_file.startswith(mount["mountPath"] + "/")
+    assert volume["secret"]["secretName"] == "emotion-service-api-keys"
+    assert "EMOTION_API_KEYS_FILE" not in by_kind(render("dev"))["ConfigMap"]["data"]
