@@ -1,5 +1,8 @@
 """`python -m service`: serve with uvicorn using the EMOTION_* settings."""
 
+import signal
+import sys
+
 import uvicorn
 
 from service.config import get_settings
@@ -9,6 +12,9 @@ from service.middleware import configure_logging
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
+    # uvicorn drains requests on SIGTERM, then re-raises the signal with this handler restored:
+    # exit 0, since a drained shutdown is a clean one.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "service.main:create_app",
         factory=True,
@@ -17,6 +23,7 @@ def main() -> None:
         workers=settings.workers,
         log_config=None,  # keep our format, with request ids
         access_log=False,  # the request middleware logs each request without client data
+        timeout_graceful_shutdown=settings.request_timeout_s + 5,
     )
 
 
