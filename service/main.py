@@ -19,7 +19,7 @@ from service.config import Settings, get_settings
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
-from service.routes import ops, predict
+from service.routes import annotate, ops, predict
 from service.runtime import Runtime, load_runtime, warm_up
 from service.security import require_api_key
 
@@ -49,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     # Uploads are held in memory up to the request limit instead of spilling to temporary files:
     # client images are never written to disk.
-    MultiPartParser.spool_max_size = settings.max_request_bytes
+    # (A class attribute, so shared by every app in the process: it only ever grows.)
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_request_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,4 +89,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(predict.router, prefix="/v1", dependencies=keyed)
     app.include_router(predict.router, dependencies=keyed, include_in_schema=False)  # /predict, kept as an alias
+    app.include_router(annotate.router, prefix="/v1", dependencies=keyed)
     return app

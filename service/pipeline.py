@@ -26,18 +26,24 @@ AsyncClassify = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 @dataclass(frozen=True)
 class PreparedImage:
-    width: int
-    height: int
+    image: np.ndarray  # the decoded upright BGR image, for annotation
     detections: list[Detection]
     crops: np.ndarray  # [faces, 48, 48] uint8, in detection order
 
 
 @dataclass(frozen=True)
 class AnalysedImage:
-    width: int
-    height: int
+    image: np.ndarray
     detections: list[Detection]
     probabilities: np.ndarray  # [faces, classes]
+
+    @property
+    def width(self) -> int:
+        return self.image.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.image.shape[0]
 
 
 class Pipeline:
@@ -75,7 +81,7 @@ class Pipeline:
             crops = align_faces(image, detections, self.classifier.template, self.classifier.size)
         self.metrics.faces_per_image.observe(len(detections))
         self.metrics.images.inc()
-        return PreparedImage(image.shape[1], image.shape[0], detections, crops)
+        return PreparedImage(image, detections, crops)
 
     def analyse(self, data: bytes) -> AnalysedImage:
         """One image start to finish in the calling thread, for the command line and benchmarks."""
@@ -110,4 +116,4 @@ class Pipeline:
     def _attach(self, prepared: PreparedImage, probs: np.ndarray | None) -> AnalysedImage:
         if probs is None:
             probs = np.empty((0, len(self.classifier.classes)), np.float32)
-        return AnalysedImage(prepared.width, prepared.height, prepared.detections, probs)
+        return AnalysedImage(prepared.image, prepared.detections, probs)

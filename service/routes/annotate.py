@@ -1,0 +1,39 @@
+"""POST /v1/annotate: the uploaded photo with every face boxed, labelled and its landmarks marked."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, UploadFile
+from fastapi.responses import Response
+
+from service.annotate import draw_faces, encode
+from service.deps import ReadyRuntimeDep
+from service.routes.uploads import ERRORS, FILES, analyse_uploads
+
+router = APIRouter(tags=["predict"])
+
+MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+@router.post(
+    "/annotate",
+    response_class=Response,
+    responses={
+        200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "The annotated image."},
+        **ERRORS,
+    },
+)
+async def annotate(
+    runtime: ReadyRuntimeDep,
+    files: Annotated[list[UploadFile], FILES],
+    format: Annotated[Literal["jpeg", "png"], Query(description="Encoding of the returned image.")] = "jpeg",
+) -> Response:
+    """Analyse one image, as /v1/predict does, and return it annotated."""
+    (analysed,) = await analyse_uploads(runtime, files, limit=1)
+    classes = runtime.pipeline.classifier.classes
+    drawn = await asyncio.to_thread(
+        lambda: encode(draw_faces(analysed.image, analysed.detections, analysed.probabilities, classes), format)
+    )
+    return Response(drawn, media_type=MEDIA_TYPES[format])
