@@ -8,25 +8,23 @@ Writes benchmarks/results.json and benchmarks/results.md, and puts the table int
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import onnxruntime as ort
 
 from service.config import PROJECT_ROOT, Settings
+from service.devserver import running_service
 from service.metrics import Metrics
 from service.runtime import load_runtime
 from training.data import load_split
@@ -120,12 +118,6 @@ def bench_batching(classifier, crops: np.ndarray) -> dict:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children (uvicorn workers), in MB."""
     pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
@@ -135,29 +127,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
     return round(total / 1024, 1)
-
-
-@contextlib.contextmanager
-def server(**settings: object) -> Iterator[tuple[str, int]]:
-    """A real uvicorn process on loopback with the given settings; yields (base URL, pid)."""
-    port = free_port()
-    env = {**os.environ, "EMOTION_PORT": str(port), "EMOTION_LOG_LEVEL": "warning"}
-    env.update({f"EMOTION_{k.upper()}": str(v) for k, v in settings.items()})
-    process = subprocess.Popen([sys.executable, "-m", "service"], env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.3)
-        else:
-            raise RuntimeError("server did not become ready")
-        yield base, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def load(base: str, image: Path, concurrency: int, requests: int, seconds: float) -> dict:
@@ -191,20 +160,21 @@ def bench_http(scenes: dict[str, bytes], soak_requests: int, quick: bool) -> dic
             paths[name] = Path(tmp) / f"{name.replace(' ', '_')}.jpg"
             paths[name].write_bytes(data)
         result: dict = {}
-        with server() as (base, pid):
+        with running_service(log_level="warning") as service:
+            base = service.base
             load(base, paths["1 face"], 4, 40, 20)  # warm-up
-            result["rss_mb_after_warmup"] = rss_mb(pid)
+            result["rss_mb_after_warmup"] = rss_mb(service.process.pid)
             result["concurrency"] = [load(base, paths["1 face"], c, *budget) for c in (1, 4, 16, 64)]
             result["eight_faces"] = load(base, paths["8 faces"], 16, *budget)
             result["soak"] = load(base, paths["1 face"], 16, soak_requests, 3600)
-            result["rss_mb_after_soak"] = rss_mb(pid)
-        with server(max_batch_wait_ms=0) as (base, _):
-            result["eight_faces_no_batch_wait"] = load(base, paths["8 faces"], 16, *budget)
+            result["rss_mb_after_soak"] = rss_mb(service.process.pid)
+        with running_service(log_level="warning", max_batch_wait_ms=0) as service:
+            result["eight_faces_no_batch_wait"] = load(service.base, paths["8 faces"], 16, *budget)
         settings_runs = [{"workers": 1, "intra_op_threads": 1}, {"workers": 2, "intra_op_threads": 1}]
         result["settings"] = []
         for overrides in settings_runs:
-            with server(**overrides) as (base, _):
-                result["settings"].append({**overrides, **load(base, paths["1 face"], 16, *budget)})
+            with running_service(log_level="warning", **overrides) as service:
+                result["settings"].append({**overrides, **load(service.base, paths["1 face"], 16, *budget)})
     return result
 
 

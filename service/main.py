@@ -12,6 +12,7 @@ from types import FrameType
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
 from service import __version__
@@ -19,7 +20,7 @@ from service.config import Settings, get_settings
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
-from service.routes import annotate, ops, predict
+from service.routes import annotate, demo, ops, predict
 from service.runtime import Runtime, load_runtime, warm_up
 from service.security import require_api_key
 
@@ -90,4 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router, prefix="/v1", dependencies=keyed)
     app.include_router(predict.router, dependencies=keyed, include_in_schema=False)  # /predict, kept as an alias
     app.include_router(annotate.router, prefix="/v1", dependencies=keyed)
+    app.include_router(demo.router)
+    app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     return app

@@ -91,9 +91,9 @@ class RequestContextMiddleware:
                 message = "internal error; quote the request id when reporting it"
                 await send_error(send_with_id, 500, "internal_error", message, request_id)
         finally:
-            # No route takes path parameters, so a matched path is its own template and label
-            # cardinality stays bounded; anything unmatched shares one label.
-            path = scope["path"] if "route" in scope else "unmatched"
+            # No route takes path parameters, so a matched path is its own template; files under a
+            # mount count under the mount's prefix; anything else shares one label. Cardinality stays bounded.
+            path = scope["path"] if "route" in scope else scope.get("root_path") or "unmatched"
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(path, scope["method"], str(status)).inc()
             self.metrics.request_seconds.labels(path).observe(elapsed)

@@ -2,53 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 import httpx
-import pytest
 
+from service.devserver import running_service
 from tests.conftest import fer_faces, jpeg
 from training.scenes import place_faces
 
 HEAVY = jpeg(place_faces(fer_faces("happy", 8) + fer_faces("sad", 8), 1200, 1600, 200, seed=40).image)
 LIGHT = jpeg(place_faces(fer_faces("neutral", 1), 240, 320, 120, seed=41).image)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(**settings: object) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = free_port()
-    env = {**os.environ, "EMOTION_PORT": str(port), **{f"EMOTION_{k.upper()}": str(v) for k, v in settings.items()}}
-    process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail("server never became ready")
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
 
 
 def in_flight(base: str) -> float:
@@ -59,7 +25,8 @@ def in_flight(base: str) -> float:
 
 
 def test_sigterm_turns_unready_finishes_accepted_requests_and_exits_0() -> None:
-    with serve() as (base, process):
+    with running_service() as service:
+        base, process = service.base, service.process
         results: dict = {}
 
         def heavy_request() -> None:
@@ -74,7 +41,7 @@ def test_sigterm_turns_unready_finishes_accepted_requests_and_exits_0() -> None:
         process.send_signal(signal.SIGTERM)
         worker.join(timeout=60)
         assert process.wait(timeout=60) == 0
-        stderr = process.stderr.read()
+        stderr = service.log()
     response = results["response"]
     assert response.status_code == 200
     counts = {len(image["faces"]) for image in response.json()["images"]}
@@ -100,7 +67,8 @@ def burst(base: str, requests: int) -> list[tuple[int, str | None]]:
 
 
 def test_a_burst_from_several_processes_is_shed_with_503_not_queued() -> None:
-    with serve(max_concurrent_requests=2) as (base, _):
+    with running_service(max_concurrent_requests=2) as service:
+        base = service.base
         with ProcessPoolExecutor(max_workers=4) as pool:
             outcomes = [o for result in pool.map(burst, [base] * 4, [6] * 4) for o in result]
         statuses = [status for status, _ in outcomes]

@@ -1,0 +1,62 @@
+"""Start the real service in a child process on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveService:
+    base: str  # e.g. http://127.0.0.1:PORT
+    process: subprocess.Popen
+    log_file: IO[str]
+
+    def log(self) -> str:
+        """Everything the service has written to stderr so far (a file, so a chatty log never blocks it)."""
+        self.log_file.flush()
+        self.log_file.seek(0)
+        return self.log_file.read()
+
+
+@contextlib.contextmanager
+def running_service(startup_timeout_s: float = 60, **settings: object) -> Iterator[LiveService]:
+    """Yield the running service once /readyz answers 200; settings become EMOTION_* variables.
+
+    It is killed on exit if still running.
+    """
+    env = {**os.environ, "EMOTION_HOST": "127.0.0.1", "EMOTION_PORT": str(free_port())}
+    env.update({f"EMOTION_{key.upper()}": str(value) for key, value in settings.items()})
+    with tempfile.TemporaryFile(mode="w+") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stderr=log_file, text=True)
+        service = LiveService(f"http://127.0.0.1:{env['EMOTION_PORT']}", process, log_file)
+        try:
+            deadline = time.monotonic() + startup_timeout_s
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{service.base}/readyz", timeout=1).status_code == 200:
+                        break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the service did not become ready (exit code {process.poll()})")
+                time.sleep(0.2)
+            yield service
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
