@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN ?= runs/xception
 
-.PHONY: serve test prepare lint train export evaluate bench clean
+.PHONY: serve test prepare lint train export evaluate bench screenshots clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,3 +50,7 @@ clean:
 # Not part of `make test`: takes about ten minutes and wants an otherwise idle machine.
 bench: $(VENV)/.dev prepare
 	$(PY) -m benchmarks.run
+
+# The README's pictures, from real scenes (needs Chromium).
+screenshots: $(VENV)/.dev prepare
+	PYTHONPATH=. $(PY) docs/make_screenshots.py
