@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service.config import PROJECT_ROOT, Settings
+from service.detector import OnnxRuntimeRunner, OpenCvRunner
 from service.devserver import running_service
 from service.metrics import Metrics
 from service.runtime import load_runtime
@@ -63,30 +64,19 @@ def bench_emotion_model(classifier, crops: np.ndarray) -> list[dict]:
     return rows
 
 
-def bench_detector(detector, detector_path: Path, scene: np.ndarray) -> list[dict]:
-    """OpenCV DNN (served) next to onnxruntime on the same ONNX and the same blob."""
-    session = ort.InferenceSession(str(detector_path), providers=["CPUExecutionProvider"])
+def bench_detector(detector_path: Path, mean: tuple, scene: np.ndarray) -> list[dict]:
+    """OpenCV DNN (served) next to onnxruntime, on the same ONNX and the same blob."""
+    runners = {"opencv_dnn_ms": OpenCvRunner(detector_path, 0), "onnxruntime_ms": OnnxRuntimeRunner(detector_path, 0)}
     rows = []
     for side in (320, 640, 1280):
         h, w = scene.shape[:2]
         scale = side / max(h, w)
         image = cv2.resize(scene, (round(w * scale) // 32 * 32, round(h * scale) // 32 * 32))
-        blob = cv2.dnn.blobFromImage(image, 1.0, mean=detector.mean)
-
-        def opencv(blob: np.ndarray = blob) -> None:
-            detector.net.setInput(blob)
-            detector.net.forward(detector.output_names)
-
-        def onnxruntime(blob: np.ndarray = blob) -> None:
-            session.run(None, {"input": blob})
-
-        rows.append(
-            {
-                "long_side": side,
-                "opencv_dnn_ms": round(1000 / per_second(opencv, 1), 2),
-                "onnxruntime_ms": round(1000 / per_second(onnxruntime, 1), 2),
-            }
-        )
+        blob = cv2.dnn.blobFromImage(image, 1.0, mean=mean)
+        row = {"long_side": side}
+        for name, run in runners.items():
+            row[name] = round(1000 / per_second(lambda run=run, blob=blob: run(blob), 1), 2)
+        rows.append(row)
     return rows
 
 
@@ -259,7 +249,7 @@ def main() -> None:
             "emotion_model": f"{runtime.emotion_model.name}/{runtime.emotion_model.version}",
         },
         "emotion_model": bench_emotion_model(classifier, crops),
-        "detector": bench_detector(pipeline.detector, runtime.detector_model.onnx_path, scene8),
+        "detector": bench_detector(runtime.detector_model.onnx_path, pipeline.detector.mean, scene8),
         "pipeline": bench_pipeline(pipeline, scenes),
         "batching": bench_batching(classifier, crops),
     }

@@ -3,17 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 
-from service.model_store import StoredModel
-
-
-def session_options(threads: int) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads  # 0: one per core
-    options.inter_op_num_threads = 1
-    return options
+from service.model_store import StoredModel, onnxruntime_session
 
 
 class EmotionClassifier:
@@ -25,9 +16,7 @@ class EmotionClassifier:
         self.size: int = int(meta["input"]["shape"][-1])
         self.scale: float = float(meta["preprocessing"]["scale"])
         self.template = np.array(meta["preprocessing"]["alignment_template"]["landmarks"], np.float32)
-        self.session = ort.InferenceSession(
-            str(model.onnx_path), session_options(threads), providers=["CPUExecutionProvider"]
-        )
+        self.session = onnxruntime_session(model.onnx_path, threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     detector_version: str | None = Field(None, description="Version to serve; unset means the highest.")
 
     # Inference
+    detector_backend: Literal["opencv", "onnxruntime"] = Field(
+        "opencv", description="Runtime for the face detector: OpenCV DNN or onnxruntime (same ONNX)."
+    )
     detect_max_side: int = Field(640, ge=64, description="Photos are downscaled to this long side to detect.")
     detect_score_threshold: float = Field(0.6, gt=0, lt=1, description="Minimum face detection score.")
     detect_nms_threshold: float = Field(0.4, gt=0, lt=1, description="IoU above which overlapping boxes merge.")

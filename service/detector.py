@@ -1,4 +1,4 @@
-"""Face detection behind a small interface, with RetinaFace run through OpenCV DNN.
+"""Face detection behind a small interface, with RetinaFace run through OpenCV DNN (or onnxruntime).
 
 Another backend (YuNet through `cv2.FaceDetectorYN`, say) only has to return `Detection`s from
 `detect`; the rest of the pipeline never sees which one ran.
@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
-from service.model_store import StoredModel
+from service.model_store import StoredModel, onnxruntime_session
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,50 @@ def prior_boxes(height: int, width: int, strides: tuple, anchor_sizes: tuple) ->
     return np.concatenate(priors)
 
 
+class OpenCvRunner:
+    """The network in OpenCV DNN. A net holds per-call state: one caller at a time, OpenCV
+    parallelises inside the call."""
+
+    def __init__(self, onnx_path: Path, threads: int) -> None:
+        if threads:
+            cv2.setNumThreads(threads)  # process-wide, as OpenCV's pool is
+        self.net = cv2.dnn.readNetFromONNX(str(onnx_path))
+        self.output_names = list(self.net.getUnconnectedOutLayersNames())
+        self.lock = threading.Lock()
+
+    def __call__(self, blob: np.ndarray) -> dict[str, np.ndarray]:
+        with self.lock:
+            self.net.setInput(blob)
+            return dict(zip(self.output_names, self.net.forward(self.output_names)))
+
+
+class OnnxRuntimeRunner:
+    """The same network in onnxruntime, whose sessions take concurrent calls."""
+
+    def __init__(self, onnx_path: Path, threads: int) -> None:
+        self.session = onnxruntime_session(onnx_path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, blob: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob})))
+
+
+RUNNERS = {"opencv": OpenCvRunner, "onnxruntime": OnnxRuntimeRunner}
+
+
 class RetinaFaceDetector:
     """RetinaFace-MobileNet0.25: prior-box decoding, score threshold and NMS done here, in numpy."""
 
     def __init__(
-        self, model: StoredModel, max_side: int, score_threshold: float, nms_threshold: float, min_face_size: int
+        self,
+        model: StoredModel,
+        max_side: int,
+        score_threshold: float,
+        nms_threshold: float,
+        min_face_size: int,
+        backend: str = "opencv",
+        threads: int = 0,
     ) -> None:
         meta = model.metadata
         self.mean = tuple(meta["preprocessing"]["mean_bgr"])
@@ -66,10 +106,7 @@ class RetinaFaceDetector:
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.min_face_size = min_face_size
-        self.net = cv2.dnn.readNetFromONNX(str(model.onnx_path))
-        self.output_names = list(self.net.getUnconnectedOutLayersNames())
-        # An OpenCV DNN net holds per-call state: one caller at a time, OpenCV parallelises inside.
-        self.lock = threading.Lock()
+        self.run = RUNNERS[backend](model.onnx_path, threads)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
@@ -83,10 +120,7 @@ class RetinaFaceDetector:
         if pad_h or pad_w:
             work = cv2.copyMakeBorder(work, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=self.mean)
         blob = cv2.dnn.blobFromImage(work, 1.0, mean=self.mean, swapRB=False)
-        with self.lock:
-            self.net.setInput(blob)
-            outputs = dict(zip(self.output_names, self.net.forward(self.output_names)))
-        return self._decode(outputs, work.shape[0], work.shape[1], scale, width, height)
+        return self._decode(self.run(blob), work.shape[0], work.shape[1], scale, width, height)
 
     def _decode(
         self, outputs: dict, height: int, width: int, scale: float, orig_w: int, orig_h: int

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnxruntime as ort
+
 
 class ModelStoreError(RuntimeError):
     """The store lacks the requested model, or its files disagree with their metadata."""
@@ -62,3 +64,12 @@ def resolve(store: Path, name: str, version: str | None = None) -> StoredModel:
     if actual != metadata["sha256"]:
         raise ModelStoreError(f"{onnx_path} has sha256 {actual}, metadata says {metadata['sha256']}")
     return StoredModel(name=name, version=chosen, onnx_path=onnx_path, metadata=metadata)
+
+
+def onnxruntime_session(onnx_path: Path, threads: int = 0) -> ort.InferenceSession:
+    """A CPU session with full graph optimisation; `threads` 0 means one per core."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])

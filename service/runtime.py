@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from service.admission import Admission
@@ -41,8 +40,6 @@ class Runtime:
 
 def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
     """Load and verify both models; raises ModelStoreError when the store is not prepared."""
-    if settings.intra_op_threads:
-        cv2.setNumThreads(settings.intra_op_threads)
     detector_model = resolve(settings.model_store, settings.detector_model, settings.detector_version)
     emotion_model = resolve(settings.model_store, settings.emotion_model, settings.emotion_version)
     detector = RetinaFaceDetector(
@@ -51,6 +48,8 @@ def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
         score_threshold=settings.detect_score_threshold,
         nms_threshold=settings.detect_nms_threshold,
         min_face_size=settings.min_face_size,
+        backend=settings.detector_backend,
+        threads=settings.intra_op_threads,
     )
     classifier = EmotionClassifier(emotion_model, settings.intra_op_threads)
     pipeline = Pipeline(detector, classifier, metrics, settings.max_file_bytes, settings.max_image_pixels)

@@ -60,6 +60,15 @@ def test_grayscale_photo_converted_to_bgr(detector: RetinaFaceDetector) -> None:
 
 def test_prior_count_matches_the_network_output(detector: RetinaFaceDetector) -> None:
     blob = cv2.dnn.blobFromImage(np.zeros((96, 160, 3), np.uint8), 1.0, mean=detector.mean)
-    detector.net.setInput(blob)
-    outputs = dict(zip(detector.output_names, detector.net.forward(detector.output_names)))
-    assert len(prior_boxes(96, 160, detector.strides, detector.anchor_sizes)) == outputs["conf"].shape[1]
+    assert len(prior_boxes(96, 160, detector.strides, detector.anchor_sizes)) == detector.run(blob)["conf"].shape[1]
+
+
+def test_onnxruntime_backend_finds_the_same_faces(settings: Settings, detector: RetinaFaceDetector) -> None:
+    model = resolve(settings.model_store, settings.detector_model)
+    other = RetinaFaceDetector(model, 640, 0.6, 0.4, 16, backend="onnxruntime")
+    scene = place_faces(fer_faces("fear", 3), 360, 640, 140, seed=6)
+    ours, theirs = detector.detect(scene.image), other.detect(scene.image)
+    assert len(ours) == len(theirs) == 3
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.box, b.box, atol=0.5)
+        np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.5)
