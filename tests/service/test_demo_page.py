@@ -66,6 +66,10 @@ def test_upload_shows_faces_and_bars(live: LiveService, tmp_path: Path) -> None:
         faces = page.locator("#faces li.face")
         assert faces.count() == 2
         assert faces.first.locator(".bar").count() == 7
+        # The bar of the dominant emotion is drawn, and drawn longest.
+        widths = faces.first.locator(".fill").evaluate_all("bars => bars.map(b => b.getBoundingClientRect().width)")
+        values = faces.first.locator(".value").all_inner_texts()
+        assert max(widths) > 20 and widths.index(max(widths)) == values.index(max(values, key=lambda v: float(v[:-1])))
         assert "2 face(s) found" in page.locator("#status").inner_text()
         assert page.evaluate("document.getElementById('view').width") == 640
         browser.close()
