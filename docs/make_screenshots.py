@@ -13,19 +13,10 @@ import cv2
 import httpx
 
 from service.devserver import running_service
-from tests.conftest import fer_faces
+from tests.conftest import CHROMIUM_FLAGS, fer_faces
 from training.scenes import place_faces
 
 OUT = Path(__file__).resolve().parent / "images"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def main() -> None:
@@ -41,7 +32,7 @@ def main() -> None:
         annotated.raise_for_status()
         (OUT / "annotated.jpg").write_bytes(annotated.content)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=FLAGS)
+            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1280, "height": 980})
             page.goto(f"{service.base}/")
             page.set_input_files("#file-input", str(path))

@@ -12,23 +12,13 @@ import numpy as np
 import pytest
 
 from service.devserver import LiveService, running_service
-from tests.conftest import fer_faces
+from tests.conftest import CHROMIUM_FLAGS, fer_faces
 from training.scenes import place_faces
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (Debian packages chromium and chromium-driver)"
 )
-# Flags for a root, offline, headless run: no sandbox, and no background calls home.
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCENE = place_faces(fer_faces("happy", 1) + fer_faces("surprise", 1), 480, 640, 170, seed=70).image
 
 
@@ -49,7 +39,7 @@ def write_y4m(image: np.ndarray, path: Path, frames: int = 8) -> None:
 
 
 def launch(playwright, extra: list[str] = ()):
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, *extra])
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_FLAGS, *extra])
 
 
 def test_upload_shows_faces_and_bars(live: LiveService, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from service.errors import ImageRejected
 from service.imaging import decode_image
-from tests.conftest import fer_faces
+from tests.conftest import exif_jpeg, fer_faces
 from training.scenes import place_faces
 
 MARKER = "QX7-client-marker"  # appears in names and bytes, must never appear in logs
@@ -140,20 +140,7 @@ def test_no_multipart_at_all(client: TestClient) -> None:
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientations_over_http(client: TestClient, orientation: int) -> None:
-    inverse = {
-        1: None,
-        2: Image.FLIP_LEFT_RIGHT,
-        3: Image.ROTATE_180,
-        4: Image.FLIP_TOP_BOTTOM,
-        5: Image.TRANSPOSE,
-        6: Image.ROTATE_90,
-        7: Image.TRANSVERSE,
-        8: Image.ROTATE_270,
-    }[orientation]
-    stored = RGB.transpose(inverse) if inverse is not None else RGB
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    response = client.post("/v1/predict", files=one(pil_bytes(stored, "JPEG", quality=92, exif=exif)))
+    response = client.post("/v1/predict", files=one(exif_jpeg(SCENE, orientation)))
     (image,) = response.json()["images"]
     assert (image["width"], image["height"]) == (320, 240)
     assert len(image["faces"]) == 1

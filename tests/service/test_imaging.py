@@ -1,14 +1,12 @@
-import io
 import zlib
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 from service.errors import ImageRejected
 from service.imaging import decode_image, sniff_format
-from tests.conftest import fer_faces
+from tests.conftest import exif_jpeg, fer_faces
 
 LIMITS = {"max_bytes": 10 * 2**20, "max_pixels": 40_000_000}
 
@@ -40,25 +38,7 @@ def test_grayscale_rgba_and_16_bit_become_8_bit_bgr(face_bgr: np.ndarray) -> Non
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_is_applied(face_bgr: np.ndarray, orientation: int) -> None:
     """An image stored sideways with an EXIF tag comes out upright, as a phone photo would."""
-    stored = Image.fromarray(cv2.cvtColor(face_bgr, cv2.COLOR_BGR2RGB))
-    # Store the pixels so that applying `orientation` restores the original upright image.
-    inverse = {
-        1: None,
-        2: Image.FLIP_LEFT_RIGHT,
-        3: Image.ROTATE_180,
-        4: Image.FLIP_TOP_BOTTOM,
-        5: Image.TRANSPOSE,
-        6: Image.ROTATE_90,
-        7: Image.TRANSVERSE,
-        8: Image.ROTATE_270,
-    }[orientation]
-    if inverse is not None:
-        stored = stored.transpose(inverse)
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    buffer = io.BytesIO()
-    stored.save(buffer, "JPEG", quality=95, exif=exif)
-    image = decode_image(buffer.getvalue(), **LIMITS)
+    image = decode_image(exif_jpeg(face_bgr, orientation), **LIMITS)
     assert image.shape == face_bgr.shape
     assert np.abs(image.astype(int) - face_bgr).mean() < 6
 

@@ -1,15 +1,12 @@
-import io
-
 import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from service.config import Settings
 from service.main import create_app
 from service.schemas import PredictResponse
-from tests.conftest import fer_faces, jpeg
+from tests.conftest import exif_jpeg, fer_faces, jpeg
 from training.scenes import iou, place_faces
 
 MATCH_IOU = 0.4
@@ -75,12 +72,7 @@ def test_alias_answers_like_the_versioned_route(client: TestClient) -> None:
 def test_sideways_phone_photo_is_turned_upright(client: TestClient) -> None:
     """Pixels stored rotated with EXIF orientation 6: the face is found, in upright coordinates."""
     scene = place_faces(fer_faces("happy", 1), 300, 400, 150, seed=15)
-    stored = Image.fromarray(cv2.cvtColor(scene.image, cv2.COLOR_BGR2RGB)).transpose(Image.ROTATE_90)
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    buffer = io.BytesIO()
-    stored.save(buffer, "JPEG", quality=92, exif=exif)
-    (image,) = client.post("/v1/predict", files=upload(buffer.getvalue())).json()["images"]
+    (image,) = client.post("/v1/predict", files=upload(exif_jpeg(scene.image, 6))).json()["images"]
     assert (image["width"], image["height"]) == (400, 300)
     assert iou(box_corners(image["faces"][0]), scene.boxes[0]) >= MATCH_IOU
 
