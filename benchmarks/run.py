@@ -108,17 +108,6 @@ def bench_batching(classifier, crops: np.ndarray) -> dict:
     }
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (uvicorn workers), in MB."""
-    pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
-    total = 0
-    for p in pids:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return round(total / 1024, 1)
-
-
 def load(base: str, image: Path, concurrency: int, requests: int, seconds: float) -> dict:
     """The load generator runs in its own process, so it does not share the server's CPU budget unfairly."""
     out = subprocess.run(
@@ -153,11 +142,11 @@ def bench_http(scenes: dict[str, bytes], soak_requests: int, quick: bool) -> dic
         with running_service(log_level="warning") as service:
             base = service.base
             load(base, paths["1 face"], 4, 40, 20)  # warm-up
-            result["rss_mb_after_warmup"] = rss_mb(service.process.pid)
+            result["rss_mb_after_warmup"] = service.rss_mb()
             result["concurrency"] = [load(base, paths["1 face"], c, *budget) for c in (1, 4, 16, 64)]
             result["eight_faces"] = load(base, paths["8 faces"], 16, *budget)
             result["soak"] = load(base, paths["1 face"], 16, soak_requests, 3600)
-            result["rss_mb_after_soak"] = rss_mb(service.process.pid)
+            result["rss_mb_after_soak"] = service.rss_mb()
         with running_service(log_level="warning", max_batch_wait_ms=0) as service:
             result["eight_faces_no_batch_wait"] = load(service.base, paths["8 faces"], 16, *budget)
         settings_runs = [{"workers": 1, "intra_op_threads": 1}, {"workers": 2, "intra_op_threads": 1}]

@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -27,6 +28,17 @@ class LiveService:
     base: str  # e.g. http://127.0.0.1:PORT
     process: subprocess.Popen
     log_file: IO[str]
+
+    def rss_mb(self) -> float:
+        """Resident memory of the service and its children (uvicorn workers), in MB."""
+        pid = self.process.pid
+        pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+        kilobytes = 0
+        for child in pids:
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    kilobytes += int(line.split()[1])
+        return round(kilobytes / 1024, 1)
 
     def log(self) -> str:
         """Everything the service has written to stderr so far (a file, so a chatty log never blocks it)."""
