@@ -1,11 +1,12 @@
 """Export the best checkpoint to the model store: the offline step between training and serving.
 
-    python -m training.export --run runs/xception [--version N]
+    python -m training.export --run runs/xception runs/vgg [--version N]
 
-Writes `model_store/emotion/<version>/model.onnx` (opset 17, dynamic batch, probabilities out,
-mirror-averaging inside the graph) and `metadata.json`. Checks the graph with onnx.checker,
-checks parity with PyTorch on PublicTest, measures accuracy with and without the mirror average,
-and tries int8 quantisation, keeping it only if it is faster and loses under half a point.
+Writes `model_store/emotion/<version>/model.onnx` (opset 17, dynamic batch, probabilities out;
+the average over every given run's best network and over each face's mirror image, inside the
+graph) and `metadata.json`. Checks the graph with onnx.checker, checks parity with PyTorch on
+PublicTest, measures accuracy with and without the mirror average and of each member alone, and
+tries int8 quantisation, keeping it only if it is faster and loses under half a point.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def load_checkpoint(run: Path) -> tuple[EmotionNet, dict]:
     return net.eval(), checkpoint
 
 
-def export_onnx(net: EmotionNet, path: Path, flip_average: bool) -> None:
-    serving = ServingModel(net, flip_average).eval()
+def export_onnx(nets: list[EmotionNet], path: Path, flip_average: bool) -> None:
+    serving = ServingModel(nets, flip_average).eval()
     torch.onnx.export(
         serving,
         (torch.zeros(1, 1, 48, 48),),
@@ -56,11 +57,12 @@ def export_onnx(net: EmotionNet, path: Path, flip_average: bool) -> None:
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
-def parity(net: EmotionNet, path: Path, images: np.ndarray) -> dict:
+def parity(nets: list[EmotionNet], path: Path, images: np.ndarray) -> dict:
     """PyTorch float32 against onnxruntime on the same faces."""
+    serving = ServingModel(nets).eval()
     with torch.no_grad():
         x = torch.from_numpy(images[:, None].astype(np.float32) / 255)
-        reference = torch.cat([ServingModel(net)(x[i : i + 256]) for i in range(0, len(x), 256)]).numpy()
+        reference = torch.cat([serving(x[i : i + 256]) for i in range(0, len(x), 256)]).numpy()
     exported = onnx_probabilities(path, images)
     return {
         "argmax_agreement": float((reference.argmax(1) == exported.argmax(1)).mean()),
@@ -115,9 +117,31 @@ def try_int8(path: Path, calibration: np.ndarray, images: np.ndarray, labels: np
         return result
 
 
-def export_model(run: Path, data: Path, store: Path, version: str | None) -> Path:
-    """Export, check and measure the run's best checkpoint; returns the new version's folder."""
-    net, checkpoint = load_checkpoint(run)
+def onnx_accuracy(nets: list[EmotionNet], images: np.ndarray, labels: np.ndarray, flip_average: bool) -> float:
+    """Accuracy of a variant that does not ship, measured the way the shipped graph is."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "variant.onnx"
+        export_onnx(nets, path, flip_average)
+        return float((onnx_probabilities(path, images).argmax(1) == labels).mean())
+
+
+def describe(net: EmotionNet, checkpoint: dict, run: Path, accuracy: float) -> dict:
+    return {
+        "run": run.name,
+        "architecture": checkpoint["model_config"]["arch"],
+        "parameters": count_parameters(net),
+        "mflops_per_view": round(2 * count_macs(net) / 1e6),
+        "best_epoch": checkpoint["epoch"],
+        "epoch_seconds": round(checkpoint["metrics"]["seconds"], 1),
+        "accuracy_alone_with_mirror_averaging": round(accuracy, 4),
+        "recipe": checkpoint["train_config"],
+    }
+
+
+def export_model(runs: list[Path], data: Path, store: Path, version: str | None) -> Path:
+    """Export, check and measure the runs' best checkpoints as one graph; returns the version's folder."""
+    loaded = [load_checkpoint(run) for run in runs]
+    nets = [net for net, _ in loaded]
     versions = available_versions(store, MODEL_NAME)
     version = version or str(int(versions[-1]) + 1 if versions else 1)
     folder = store / MODEL_NAME / version
@@ -126,37 +150,38 @@ def export_model(run: Path, data: Path, store: Path, version: str | None) -> Pat
 
     test = load_split(data, "test")
     images, labels = test.images.numpy(), test.labels.numpy()
-    export_onnx(net, model_path, flip_average=True)
-    checks = parity(net, model_path, images)
+    export_onnx(nets, model_path, flip_average=True)
+    checks = parity(nets, model_path, images)
     print(f"parity with PyTorch on PublicTest: {checks}")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = Path(tmp) / "plain.onnx"
-        export_onnx(net, plain, flip_average=False)
-        plain_acc = float((onnx_probabilities(plain, images).argmax(1) == labels).mean())
+    plain_acc = onnx_accuracy(nets, images, labels, flip_average=False)
+    members = [
+        describe(net, checkpoint, run, onnx_accuracy([net], images, labels, flip_average=True))
+        for run, (net, checkpoint) in zip(runs, loaded)
+    ]
     report = classification_report(labels, onnx_probabilities(model_path, images).argmax(1))
     train_sample = load_split(data, "train").images.numpy()[::60]  # about 480 faces to calibrate
     int8 = try_int8(model_path, train_sample, images, labels, report.accuracy)
     if int8["kept"]:
         report = classification_report(labels, onnx_probabilities(model_path, images).argmax(1))
     print(
-        f"PublicTest accuracy {report.accuracy:.4f} (without mirror averaging {plain_acc:.4f}), "
-        f"macro-F1 {report.macro_f1:.4f}, disgust recall {report.recall['disgust']:.3f}; int8: {int8}"
+        f"PublicTest accuracy {report.accuracy:.4f} (without mirror averaging {plain_acc:.4f}; members alone "
+        f"{', '.join(str(m['accuracy_alone_with_mirror_averaging']) for m in members)}), macro-F1 "
+        f"{report.macro_f1:.4f}, disgust recall {report.recall['disgust']:.3f}; int8: {int8}"
     )
 
-    train_config = checkpoint["train_config"]
     metadata = {
         "name": MODEL_NAME,
         "version": version,
         "task": "facial expression classification (FER-2013, 7 classes)",
-        "architecture": f"{train_config['arch']} (training/model.py), {count_parameters(net) / 1e6:.2f}M parameters, "
-        f"{2 * count_macs(net) / 1e6:.0f} MFLOPs per face (twice that with mirror averaging)",
+        "architecture": " + ".join(f"{m['architecture']} ({m['parameters'] / 1e6:.2f}M parameters)" for m in members)
+        + f" (training/model.py), {2 * sum(m['mflops_per_view'] for m in members)} MFLOPs per face with its mirror",
         "sha256": file_sha256(model_path),
         "input": {"name": "input", "shape": ["batch", 1, 48, 48], "dtype": "float32"},
         "output": {
             "name": "probabilities",
             "shape": ["batch", len(CLASSES)],
-            "meaning": "softmax probabilities, averaged over the face and its mirror image",
+            "meaning": "softmax probabilities, averaged over the member networks and the face's mirror image",
         },
         "classes": list(CLASSES),
         "preprocessing": {
@@ -175,12 +200,8 @@ def export_model(run: Path, data: Path, store: Path, version: str | None) -> Pat
             "onnx_parity": checks,
             "int8_quantisation": int8,
         },
-        "training": {
-            "recipe": train_config,
-            "best_epoch": checkpoint["epoch"],
-            "epoch_seconds": round(checkpoint["metrics"]["seconds"], 1),
-            "hardware": "2 CPU cores, bf16 autocast",
-        },
+        "members": members,
+        "trained_on": "2 CPU cores, bf16 autocast",
         "provenance": "trained on FER-2013 Training (28,709 images) by training/train.py, then training/export.py",
         "license": "model weights: project's own; training data FER-2013 (research use)",
         "exported": datetime.date.today().isoformat(),
@@ -192,7 +213,7 @@ def export_model(run: Path, data: Path, store: Path, version: str | None) -> Pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, default=Path("runs/xception"))
+    parser.add_argument("--run", type=Path, nargs="+", default=[Path("runs/xception")], help="one or more runs")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
     parser.add_argument("--store", type=Path, default=Path("model_store"))
     parser.add_argument("--version", help="defaults to one past the highest in the store")

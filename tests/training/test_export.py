@@ -13,28 +13,38 @@ from training.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("export-run")
-    train(TrainConfig(data=str(DATA_DIR), out=str(out), epochs=1, train_limit=800, val_limit=200))
-    return out
+def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two short real runs of different designs, the shape of the shipped ensemble."""
+    outs = []
+    for arch, width in (("xception", 64), ("vgg", 32)):
+        out = tmp_path_factory.mktemp(f"export-{arch}")
+        train(
+            TrainConfig(
+                data=str(DATA_DIR), out=str(out), arch=arch, width=width, epochs=1, train_limit=800, val_limit=200
+            )
+        )
+        outs.append(out)
+    return outs
 
 
-def test_onnx_matches_pytorch(run: Path, tmp_path: Path) -> None:
-    net, _ = load_checkpoint(run)
+@pytest.mark.parametrize("members", [1, 2], ids=["single", "ensemble"])
+def test_onnx_matches_pytorch(runs: list[Path], members: int, tmp_path: Path) -> None:
+    nets = [load_checkpoint(run)[0] for run in runs[:members]]
     path = tmp_path / "model.onnx"
-    export_onnx(net, path, flip_average=True)
-    checks = parity(net, path, load_split(DATA_DIR, "test").images.numpy()[:300])
+    export_onnx(nets, path, flip_average=True)
+    checks = parity(nets, path, load_split(DATA_DIR, "test").images.numpy()[:300])
     assert checks["argmax_agreement"] == 1.0
     assert checks["max_abs_difference"] < 1e-4
 
 
-def test_export_writes_a_servable_versioned_model(run: Path, tmp_path: Path) -> None:
-    folder = export_model(run, DATA_DIR, tmp_path, version=None)
+def test_export_writes_a_servable_versioned_model(runs: list[Path], tmp_path: Path) -> None:
+    folder = export_model(runs, DATA_DIR, tmp_path, version=None)
     assert folder == tmp_path / "emotion" / "1"
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["opset"] >= 17 and metadata["classes"][1] == "disgust"
     assert 0 < metadata["metrics"]["accuracy"] <= 1
     assert len(metadata["preprocessing"]["alignment_template"]["landmarks"]) == 5
+    assert [m["architecture"] for m in metadata["members"]] == ["xception", "vgg"]
 
     model = resolve(tmp_path, "emotion")  # checksum verified against the metadata
     probs = EmotionClassifier(model)(load_split(DATA_DIR, "test").images.numpy()[:16])
