@@ -70,6 +70,10 @@ def parity(nets: list[EmotionNet], path: Path, images: np.ndarray) -> dict:
     }
 
 
+def accuracy(path: Path, images: np.ndarray, labels: np.ndarray) -> float:
+    return float((onnx_probabilities(path, images).argmax(1) == labels).mean())
+
+
 class FaceReader(CalibrationDataReader):
     def __init__(self, images: np.ndarray) -> None:
         self.batches = iter(
@@ -103,7 +107,7 @@ def try_int8(path: Path, calibration: np.ndarray, images: np.ndarray, labels: np
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
-        int8_acc = float((onnx_probabilities(quantized, images).argmax(1) == labels).mean())
+        int8_acc = accuracy(quantized, images, labels)
         speed_float, speed_int8 = crops_per_second(path), crops_per_second(quantized)
         keep = speed_int8 > speed_float and float_acc - int8_acc < 0.005
         result = {
@@ -117,12 +121,12 @@ def try_int8(path: Path, calibration: np.ndarray, images: np.ndarray, labels: np
         return result
 
 
-def onnx_accuracy(nets: list[EmotionNet], images: np.ndarray, labels: np.ndarray, flip_average: bool) -> float:
+def variant_accuracy(nets: list[EmotionNet], images: np.ndarray, labels: np.ndarray, flip_average: bool) -> float:
     """Accuracy of a variant that does not ship, measured the way the shipped graph is."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "variant.onnx"
         export_onnx(nets, path, flip_average)
-        return float((onnx_probabilities(path, images).argmax(1) == labels).mean())
+        return accuracy(path, images, labels)
 
 
 def describe(net: EmotionNet, checkpoint: dict, run: Path, accuracy: float) -> dict:
@@ -154,9 +158,9 @@ def export_model(runs: list[Path], data: Path, store: Path, version: str | None)
     checks = parity(nets, model_path, images)
     print(f"parity with PyTorch on PublicTest: {checks}")
 
-    plain_acc = onnx_accuracy(nets, images, labels, flip_average=False)
+    plain_acc = variant_accuracy(nets, images, labels, flip_average=False)
     members = [
-        describe(net, checkpoint, run, onnx_accuracy([net], images, labels, flip_average=True))
+        describe(net, checkpoint, run, variant_accuracy([net], images, labels, flip_average=True))
         for run, (net, checkpoint) in zip(runs, loaded)
     ]
     report = classification_report(labels, onnx_probabilities(model_path, images).argmax(1))

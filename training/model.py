@@ -1,6 +1,6 @@
 """The emotion classifiers: an Xception-inspired network and VGG- and ResNet-style alternatives.
 
-Both take grayscale faces as float [B, 1, 48, 48] scaled to [0, 1] and return logits over the
+All take grayscale faces as float [B, 1, 48, 48] scaled to [0, 1] and return logits over the
 seven FER-2013 classes. Normalisation lives inside the network so the exported graph needs no
 preprocessing beyond the 1/255 scale.
 """
