@@ -155,18 +155,38 @@ def count_macs(model: nn.Module) -> int:
 
 
 class ServingModel(nn.Module):
-    """What ships: class probabilities averaged over member networks and over each face's mirror.
+    """What ships: class probabilities averaged over member networks and over views of each face.
 
-    Expressions are left-right symmetric, so the mirror is a free second opinion, and networks of
-    different design make different mistakes, so their average beats each of them. Folding both
-    into the exported graph gives the service the whole ensemble in one onnxruntime call.
+    Expressions are left-right symmetric, so the mirror is a free second opinion; faces come from a
+    detector whose boxes vary a little in size, so slightly tighter and looser crops are two more;
+    and networks of different design make different mistakes, so their average beats each of them.
+    Folding all of it into the exported graph gives the service the whole ensemble in one
+    onnxruntime call. Each extra view costs one more pass of every network.
     """
 
-    def __init__(self, nets: Sequence[nn.Module], flip_average: bool = True) -> None:
+    def __init__(self, nets: Sequence[nn.Module], mirror: bool = True, crop_scales: Sequence[float] = ()) -> None:
         super().__init__()
         self.nets = nn.ModuleList(nets)
-        self.flip_average = flip_average
+        self.mirror = mirror
+        # One sampling grid per extra crop: scale 0.9 samples the central 90% of the face (zooming
+        # in), 1.1 reaches 5% past each edge, repeating the border pixels.
+        grids = [
+            nn.functional.affine_grid(
+                torch.tensor([[[s, 0.0, 0.0], [0.0, s, 0.0]]]), [1, 1, 48, 48], align_corners=False
+            )
+            for s in crop_scales
+        ]
+        self.register_buffer("grids", torch.cat(grids) if grids else torch.zeros(0, 48, 48, 2), persistent=False)
+
+    def views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        crops = [x] + [
+            nn.functional.grid_sample(
+                x, grid.expand(x.shape[0], -1, -1, -1), padding_mode="border", align_corners=False
+            )
+            for grid in self.grids
+        ]
+        return crops + [torch.flip(crop, dims=[3]) for crop in crops] if self.mirror else crops
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        views = [x, torch.flip(x, dims=[3])] if self.flip_average else [x]
+        views = self.views(x)
         return torch.stack([torch.softmax(net(view), dim=1) for net in self.nets for view in views]).mean(dim=0)

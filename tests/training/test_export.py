@@ -3,12 +3,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from service.classifier import EmotionClassifier
 from service.model_store import resolve
 from tests.conftest import DATA_DIR
 from training.data import load_split
 from training.export import export_model, export_onnx, load_checkpoint, parity
+from training.model import ServingModel
 from training.train import TrainConfig, train
 
 
@@ -27,26 +29,40 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return outs
 
 
-@pytest.mark.parametrize("members", [1, 2], ids=["single", "ensemble"])
-def test_onnx_matches_pytorch(runs: list[Path], members: int, tmp_path: Path) -> None:
-    nets = [load_checkpoint(run)[0] for run in runs[:members]]
+@pytest.mark.parametrize(
+    ("members", "crop_scales"), [(1, ()), (2, ()), (2, (0.9, 1.1))], ids=["single", "ensemble", "ensemble-crops"]
+)
+def test_onnx_matches_pytorch(runs: list[Path], members: int, crop_scales: tuple, tmp_path: Path) -> None:
+    serving = ServingModel([load_checkpoint(run)[0] for run in runs[:members]], crop_scales=crop_scales).eval()
     path = tmp_path / "model.onnx"
-    export_onnx(nets, path, flip_average=True)
-    checks = parity(nets, path, load_split(DATA_DIR, "test").images.numpy()[:300])
+    export_onnx(serving, path)
+    checks = parity(serving, path, load_split(DATA_DIR, "test").images.numpy()[:300])
     assert checks["argmax_agreement"] == 1.0
     assert checks["max_abs_difference"] < 1e-4
 
 
 def test_export_writes_a_servable_versioned_model(runs: list[Path], tmp_path: Path) -> None:
-    folder = export_model(runs, DATA_DIR, tmp_path, version=None)
+    folder = export_model(runs, DATA_DIR, tmp_path, version=None, crop_scales=[0.9])
     assert folder == tmp_path / "emotion" / "1"
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["opset"] >= 17 and metadata["classes"][1] == "disgust"
     assert 0 < metadata["metrics"]["accuracy"] <= 1
     assert len(metadata["preprocessing"]["alignment_template"]["landmarks"]) == 5
     assert [m["architecture"] for m in metadata["members"]] == ["xception", "vgg"]
+    assert metadata["test_time_views"] == {"mirror": True, "crop_scales": [0.9], "views_per_face": 4}
 
     model = resolve(tmp_path, "emotion")  # checksum verified against the metadata
     probs = EmotionClassifier(model)(load_split(DATA_DIR, "test").images.numpy()[:16])
     assert probs.shape == (16, 7)
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_crop_views_sample_the_face_centre_and_mirror_it() -> None:
+    """A 0.9 crop of a horizontal ramp is a steeper ramp around the same centre; the mirror reverses it."""
+    ramp = torch.linspace(0, 1, 48).expand(1, 1, 48, 48)
+    identity, tighter, mirrored, mirrored_tighter = ServingModel([], crop_scales=[0.9]).views(ramp)
+    assert torch.equal(identity, ramp)
+    assert tighter[0, 0, 0, 0] > ramp[0, 0, 0, 0] and tighter[0, 0, 0, -1] < ramp[0, 0, 0, -1]
+    torch.testing.assert_close(tighter.mean(), ramp.mean())
+    torch.testing.assert_close(mirrored, ramp.flip(3))
+    torch.testing.assert_close(mirrored_tighter, tighter.flip(3))
