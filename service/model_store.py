@@ -72,4 +72,7 @@ def onnxruntime_session(onnx_path: Path, threads: int = 0) -> ort.InferenceSessi
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Memory patterns are planned and kept per input shape; with a batch size that changes from
+    # call to call they piled up (RSS +70 MB over 600 calls of mixed batches, at equal speed off).
+    options.enable_mem_pattern = False
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
