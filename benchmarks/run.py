@@ -141,7 +141,8 @@ def bench_http(scenes: dict[str, bytes], soak_requests: int, quick: bool) -> dic
         result: dict = {}
         with running_service(log_level="warning") as service:
             base = service.base
-            load(base, paths["1 face"], 4, 40, 20)  # warm-up
+            for path in paths.values():  # warm-up on every scene: larger images and batches raise the working set
+                load(base, path, 16, 40, 20)
             result["rss_mb_after_warmup"] = service.rss_mb()
             result["concurrency"] = [load(base, paths["1 face"], c, *budget) for c in (1, 4, 16, 64)]
             result["eight_faces"] = load(base, paths["8 faces"], 16, *budget)
