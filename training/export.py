@@ -162,7 +162,6 @@ def export_model(
     print(f"parity with PyTorch on PublicTest: {checks}")
 
     plain_acc = variant_accuracy(ServingModel(nets, mirror=False), images, labels)
-    mirror_acc = variant_accuracy(ServingModel(nets), images, labels) if crop_scales else None
     members = [
         describe(net, checkpoint, run, variant_accuracy(ServingModel([net]), images, labels))
         for run, (net, checkpoint) in zip(runs, loaded)
@@ -172,14 +171,15 @@ def export_model(
     int8 = try_int8(model_path, train_sample, images, labels, report.accuracy)
     if int8["kept"]:
         report = classification_report(labels, onnx_probabilities(model_path, images).argmax(1))
+    mirror_acc = variant_accuracy(ServingModel(nets), images, labels) if crop_scales else report.accuracy
     print(
         f"PublicTest accuracy {report.accuracy:.4f} (face alone {plain_acc:.4f}, with its mirror "
-        f"{mirror_acc or report.accuracy:.4f}; members alone with mirror "
+        f"{mirror_acc:.4f}; members alone with mirror "
         f"{', '.join(str(m['accuracy_alone_with_mirror_averaging']) for m in members)}), macro-F1 "
         f"{report.macro_f1:.4f}, disgust recall {report.recall['disgust']:.3f}; int8: {int8}"
     )
 
-    views = 2 * (1 + len(crop_scales))
+    views = serving.views_per_face
     metadata = {
         "name": MODEL_NAME,
         "version": version,
@@ -204,7 +204,7 @@ def export_model(
             "dataset": "FER-2013 PublicTest (all 3,589 images), model selection on the same split",
             "accuracy": round(report.accuracy, 4),
             "accuracy_single_view": round(plain_acc, 4),
-            "accuracy_with_mirror_only": round(mirror_acc or report.accuracy, 4),
+            "accuracy_with_mirror_only": round(mirror_acc, 4),
             "macro_f1": round(report.macro_f1, 4),
             "recall": {k: round(v, 4) for k, v in report.recall.items()},
             "precision": {k: round(v, 4) for k, v in report.precision.items()},

@@ -178,6 +178,10 @@ class ServingModel(nn.Module):
         ]
         self.register_buffer("grids", torch.cat(grids) if grids else torch.zeros(0, 48, 48, 2), persistent=False)
 
+    @property
+    def views_per_face(self) -> int:
+        return (1 + len(self.grids)) * (2 if self.mirror else 1)
+
     def views(self, x: torch.Tensor) -> list[torch.Tensor]:
         crops = [x] + [
             nn.functional.grid_sample(
