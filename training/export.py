@@ -7,7 +7,8 @@ the average over every given run's best network, over each face's mirror image a
 crop scales, inside the graph) and `metadata.json`. Checks the graph with onnx.checker, checks
 parity with PyTorch on PublicTest, measures accuracy of the face alone, with its mirror, and of
 each member alone, and tries int8 quantisation, keeping it only if it is faster and loses under
-half a point.
+half a point. Otherwise the weights are stored in float16 and cast back to float32 when the session
+loads: the file is half the size and serving still computes in float32.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
 
 from service.model_store import available_versions, file_sha256
@@ -35,6 +37,8 @@ from training.model import EmotionNet, ModelConfig, ServingModel, count_macs, co
 
 OPSET = 17
 MODEL_NAME = "emotion"
+# Tensors smaller than this (biases, sampling grids) stay float32: halving them saves nothing.
+FLOAT16_MIN_ELEMENTS = 256
 
 
 def load_checkpoint(run: Path) -> tuple[EmotionNet, dict]:
@@ -58,16 +62,36 @@ def export_onnx(serving: ServingModel, path: Path) -> None:
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
-def parity(serving: ServingModel, path: Path, images: np.ndarray) -> dict:
-    """PyTorch float32 against onnxruntime on the same faces."""
+def pytorch_probabilities(serving: ServingModel, images: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         x = torch.from_numpy(images[:, None].astype(np.float32) / 255)
-        reference = torch.cat([serving(x[i : i + 256]) for i in range(0, len(x), 256)]).numpy()
-    exported = onnx_probabilities(path, images)
+        return torch.cat([serving(x[i : i + 256]) for i in range(0, len(x), 256)]).numpy()
+
+
+def agreement(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    """How closely two sets of probabilities for the same faces match."""
     return {
-        "argmax_agreement": float((reference.argmax(1) == exported.argmax(1)).mean()),
-        "max_abs_difference": float(np.abs(reference - exported).max()),
+        "argmax_agreement": float((reference.argmax(1) == candidate.argmax(1)).mean()),
+        "max_abs_difference": float(np.abs(reference - candidate).max()),
     }
+
+
+def store_weights_as_float16(path: Path) -> None:
+    """Halve the file: large float32 weights become float16 initialisers, each behind a Cast back to
+    float32 that onnxruntime folds into a constant when the session loads."""
+    model = onnx.load(str(path))
+    casts = []
+    for weight in model.graph.initializer:
+        if weight.data_type != TensorProto.FLOAT or np.prod(weight.dims) < FLOAT16_MIN_ELEMENTS:
+            continue
+        name, halved = weight.name, numpy_helper.to_array(weight).astype(np.float16)
+        weight.CopyFrom(numpy_helper.from_array(halved, f"{name}_float16"))
+        casts.append(helper.make_node("Cast", [f"{name}_float16"], [name], to=TensorProto.FLOAT))
+    nodes = casts + list(model.graph.node)  # every Cast ahead of its consumers keeps the order topological
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
 
 
 def accuracy(path: Path, images: np.ndarray, labels: np.ndarray) -> float:
@@ -126,6 +150,7 @@ def variant_accuracy(serving: ServingModel, images: np.ndarray, labels: np.ndarr
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "variant.onnx"
         export_onnx(serving.eval(), path)
+        store_weights_as_float16(path)
         return accuracy(path, images, labels)
 
 
@@ -158,7 +183,8 @@ def export_model(
     test = load_split(data, "test")
     images, labels = test.images.numpy(), test.labels.numpy()
     export_onnx(serving, model_path)
-    checks = parity(serving, model_path, images)
+    float32_probs = onnx_probabilities(model_path, images)
+    checks = agreement(pytorch_probabilities(serving, images), float32_probs)
     print(f"parity with PyTorch on PublicTest: {checks}")
 
     plain_acc = variant_accuracy(ServingModel(nets, mirror=False), images, labels)
@@ -166,17 +192,24 @@ def export_model(
         describe(net, checkpoint, run, variant_accuracy(ServingModel([net]), images, labels))
         for run, (net, checkpoint) in zip(runs, loaded)
     ]
-    report = classification_report(labels, onnx_probabilities(model_path, images).argmax(1))
+    float32_acc = float((float32_probs.argmax(1) == labels).mean())
     train_sample = load_split(data, "train").images.numpy()[::60]  # about 480 faces to calibrate
-    int8 = try_int8(model_path, train_sample, images, labels, report.accuracy)
-    if int8["kept"]:
-        report = classification_report(labels, onnx_probabilities(model_path, images).argmax(1))
+    int8 = try_int8(model_path, train_sample, images, labels, float32_acc)
+    if not int8["kept"]:
+        store_weights_as_float16(model_path)
+    shipped_probs = onnx_probabilities(model_path, images)
+    weights = {
+        "stored_as": "int8" if int8["kept"] else "float16",
+        "computed_in": "int8" if int8["kept"] else "float32",
+        "agreement_with_float32_weights": agreement(float32_probs, shipped_probs),
+    }
+    report = classification_report(labels, shipped_probs.argmax(1))
     mirror_acc = variant_accuracy(ServingModel(nets), images, labels) if crop_scales else report.accuracy
     print(
         f"PublicTest accuracy {report.accuracy:.4f} (face alone {plain_acc:.4f}, with its mirror "
         f"{mirror_acc:.4f}; members alone with mirror "
         f"{', '.join(str(m['accuracy_alone_with_mirror_averaging']) for m in members)}), macro-F1 "
-        f"{report.macro_f1:.4f}, disgust recall {report.recall['disgust']:.3f}; int8: {int8}"
+        f"{report.macro_f1:.4f}, disgust recall {report.recall['disgust']:.3f}; int8: {int8}; weights: {weights}"
     )
 
     views = serving.views_per_face
@@ -212,6 +245,7 @@ def export_model(
             "onnx_parity": checks,
             "int8_quantisation": int8,
         },
+        "weights": weights,
         "test_time_views": {"mirror": True, "crop_scales": list(crop_scales), "views_per_face": views},
         "members": members,
         "trained_on": "2 CPU cores, bf16 autocast",

@@ -9,7 +9,15 @@ from service.classifier import EmotionClassifier
 from service.model_store import resolve
 from tests.conftest import DATA_DIR
 from training.data import load_split
-from training.export import export_model, export_onnx, load_checkpoint, parity
+from training.evaluate import onnx_probabilities
+from training.export import (
+    agreement,
+    export_model,
+    export_onnx,
+    load_checkpoint,
+    pytorch_probabilities,
+    store_weights_as_float16,
+)
 from training.model import ServingModel
 from training.train import TrainConfig, train
 
@@ -36,9 +44,22 @@ def test_onnx_matches_pytorch(runs: list[Path], members: int, crop_scales: tuple
     serving = ServingModel([load_checkpoint(run)[0] for run in runs[:members]], crop_scales=crop_scales).eval()
     path = tmp_path / "model.onnx"
     export_onnx(serving, path)
-    checks = parity(serving, path, load_split(DATA_DIR, "test").images.numpy()[:300])
+    faces = load_split(DATA_DIR, "test").images.numpy()[:300]
+    checks = agreement(pytorch_probabilities(serving, faces), onnx_probabilities(path, faces))
     assert checks["argmax_agreement"] == 1.0
     assert checks["max_abs_difference"] < 1e-4
+
+
+def test_float16_weights_halve_the_file_and_keep_the_answers(runs: list[Path], tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    export_onnx(ServingModel([load_checkpoint(run)[0] for run in runs]).eval(), path)
+    faces = load_split(DATA_DIR, "test").images.numpy()[:300]
+    float32_size, float32_probs = path.stat().st_size, onnx_probabilities(path, faces)
+    store_weights_as_float16(path)
+    assert path.stat().st_size < 0.6 * float32_size
+    checks = agreement(float32_probs, onnx_probabilities(path, faces))
+    assert checks["argmax_agreement"] >= 0.99
+    assert checks["max_abs_difference"] < 1e-2
 
 
 def test_export_writes_a_servable_versioned_model(runs: list[Path], tmp_path: Path) -> None:
@@ -50,6 +71,7 @@ def test_export_writes_a_servable_versioned_model(runs: list[Path], tmp_path: Pa
     assert len(metadata["preprocessing"]["alignment_template"]["landmarks"]) == 5
     assert [m["architecture"] for m in metadata["members"]] == ["xception", "vgg"]
     assert metadata["test_time_views"] == {"mirror": True, "crop_scales": [0.9], "views_per_face": 4}
+    assert metadata["weights"]["stored_as"] in {"float16", "int8"}
 
     model = resolve(tmp_path, "emotion")  # checksum verified against the metadata
     probs = EmotionClassifier(model)(load_split(DATA_DIR, "test").images.numpy()[:16])
