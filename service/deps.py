@@ -1,4 +1,8 @@
-"""Route dependencies: the process runtime, and a guard that it is ready to serve."""
+"""Route dependencies: the process runtime, and a guard that it is ready to serve.
+
+They are `async def` because they never block: FastAPI runs a plain `def` dependency in its thread
+pool, a thread hand-off on every request for nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,12 @@ from service.runtime import Runtime
 RETRY_AFTER_SECONDS = "5"
 
 
-def get_runtime(request: Request) -> Runtime | None:
+async def get_runtime(request: Request) -> Runtime | None:
     """None until the lifespan has loaded the models."""
     return getattr(request.app.state, "runtime", None)
 
 
-def get_ready_runtime(runtime: Annotated[Runtime | None, Depends(get_runtime)]) -> Runtime:
+async def get_ready_runtime(runtime: Annotated[Runtime | None, Depends(get_runtime)]) -> Runtime:
     if runtime is None or not runtime.ready:
         raise ApiError(
             503,

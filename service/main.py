@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
 from service import __version__
+from service.allocator import use_one_malloc_arena
 from service.config import Settings, get_settings
 from service.errors import install_error_handlers
 from service.metrics import Metrics
@@ -47,6 +48,7 @@ def unready_on_sigterm(runtime: Runtime) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    use_one_malloc_arena()  # before the worker threads allocate: see service.allocator
     metrics = Metrics()
     # Uploads are held in memory up to the request limit instead of spilling to temporary files:
     # client images are never written to disk.

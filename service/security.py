@@ -23,8 +23,8 @@ def key_is_valid(presented: str | None, keys: list[str]) -> bool:
     return presented is not None and any(matches)
 
 
-def require_api_key(request: Request, presented: Annotated[str | None, Security(api_key_header)]) -> None:
-    """A route dependency; does nothing when no keys are configured."""
+async def require_api_key(request: Request, presented: Annotated[str | None, Security(api_key_header)]) -> None:
+    """A route dependency; does nothing when no keys are configured. Async: it never blocks."""
     keys = request.app.state.api_keys
     if keys and not key_is_valid(presented, keys):
         raise ApiError(

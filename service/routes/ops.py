@@ -1,4 +1,7 @@
-"""Operational endpoints: liveness, readiness, Prometheus metrics and the loaded models."""
+"""Operational endpoints: liveness, readiness, Prometheus metrics and the loaded models.
+
+All `async def`: none blocks, so they answer on the event loop even when the thread pool is busy.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +19,13 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz() -> Health:
+async def healthz() -> Health:
     """Liveness: the process answers. Restart the pod only when this fails."""
     return Health(status="ok")
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
-def readyz(runtime: RuntimeDep) -> Response:
+async def readyz(runtime: RuntimeDep) -> Response:
     """Readiness: models loaded and warmed, not shutting down. Route traffic only when this is 200."""
     if runtime is not None and runtime.ready:
         return JSONResponse({"status": "ok"})
@@ -30,15 +33,15 @@ def readyz(runtime: RuntimeDep) -> Response:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request, presented: Annotated[str | None, Security(api_key_header)]) -> Response:
+async def metrics(request: Request, presented: Annotated[str | None, Security(api_key_header)]) -> Response:
     if request.app.state.settings.metrics_require_api_key:
-        require_api_key(request, presented)
+        await require_api_key(request, presented)
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/models", response_model=ModelsResponse, dependencies=[Depends(require_api_key)])
-def models(runtime: ReadyRuntimeDep) -> ModelsResponse:
+async def models(runtime: ReadyRuntimeDep) -> ModelsResponse:
     """The models this process serves, with checksums and their measured quality."""
     return ModelsResponse(
         models=[
