@@ -17,6 +17,8 @@ from service.config import PROJECT_ROOT, Settings
 from service.main import create_app
 
 DATA_DIR = Path(os.environ.get("FER2013_DIR", PROJECT_ROOT.parent / "shared" / "data" / "fer2013"))
+# An exported ensemble kept in the store: two member networks, six views, float16 weights.
+ENSEMBLE_V2 = PROJECT_ROOT / "model_store" / "emotion" / "2"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,6 +2,8 @@
 
     python -m training.export --run runs/xception runs/vgg [--crop-scales 0.9 1.1] [--version N]
 
+A run may also be one rebuilt from an earlier export by `training.recover`.
+
 Writes `model_store/emotion/<version>/model.onnx` (opset 17, dynamic batch, probabilities out;
 the average over every given run's best network, over each face's mirror image and over any extra
 crop scales, inside the graph) and `metadata.json`. Checks the graph with onnx.checker, checks
@@ -156,8 +158,10 @@ def variant_accuracy(serving: ServingModel, images: np.ndarray, labels: np.ndarr
 
 
 def describe(net: EmotionNet, checkpoint: dict, run: Path, accuracy: float) -> dict:
+    recovered = {"recovered_from": checkpoint["recovered_from"]} if "recovered_from" in checkpoint else {}
     return {
         "run": run.name,
+        **recovered,
         "architecture": checkpoint["model_config"]["arch"],
         "parameters": count_parameters(net),
         "mflops_per_view": round(2 * count_macs(net) / 1e6),

@@ -1,0 +1,35 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import DATA_DIR, ENSEMBLE_V2
+from training.data import load_split
+from training.evaluate import onnx_probabilities
+from training.export import agreement, load_checkpoint, pytorch_probabilities
+from training.model import ServingModel
+from training.recover import main as recover_main
+from training.recover import recover_members
+
+
+def test_recovered_members_compute_what_the_shipped_graph_computes() -> None:
+    members = recover_members(ENSEMBLE_V2)
+    assert [checkpoint["model_config"]["arch"] for _, checkpoint in members] == ["xception", "vgg"]
+    serving = ServingModel([net for net, _ in members], crop_scales=(0.9, 1.1)).eval()
+    faces = load_split(DATA_DIR, "test").images.numpy()[::36]  # 100 real faces of every class
+    checks = agreement(onnx_probabilities(ENSEMBLE_V2 / "model.onnx", faces), pytorch_probabilities(serving, faces))
+    assert checks["argmax_agreement"] == 1.0
+    assert checks["max_abs_difference"] < 1e-4
+
+
+def test_recovered_checkpoints_load_for_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.argv", ["recover", str(ENSEMBLE_V2), "--out", str(tmp_path)])
+    recover_main()
+    net, checkpoint = load_checkpoint(tmp_path / "vgg")
+    assert checkpoint["recovered_from"] == "emotion/2"
+    assert checkpoint["train_config"]["arch"] == "vgg"
+    recovered = dict(recover_members(ENSEMBLE_V2)[1][0].state_dict())
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(value, recovered[name])
+    assert np.isfinite(checkpoint["metrics"]["seconds"])
