@@ -1,0 +1,20 @@
+import torch
+
+from tests.conftest import DATA_DIR, ENSEMBLE_V2
+from training.data import load_split
+from training.model import ServingModel
+from training.recover import recover_members
+
+
+def test_serving_model_averages_every_network_over_every_view() -> None:
+    """The graph runs all views of all faces through each network as one batch; the rows must still
+    come back to their own face."""
+    nets = [net for net, _ in recover_members(ENSEMBLE_V2)]
+    serving = ServingModel(nets, crop_scales=(0.9, 1.1)).eval()
+    faces = load_split(DATA_DIR, "test").images[::500, None].float() / 255  # 8 real faces of mixed classes
+    with torch.no_grad():
+        one_by_one = torch.stack(
+            [torch.softmax(net(view), dim=1) for net in nets for view in serving.views(faces)]
+        ).mean(dim=0)
+        torch.testing.assert_close(serving(faces), one_by_one)
+        torch.testing.assert_close(serving(faces[3:4]), one_by_one[3:4])
