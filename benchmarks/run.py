@@ -116,10 +116,9 @@ def bench_batching(classifier, crops: np.ndarray) -> dict:
 
 
 def bench_latency_overhead(pipeline, base: str, image: Path, pairs: int = 200) -> dict:
-    """HTTP latency at concurrency 1 against in-process latency for the same photo, one request of each
-    in turn: this machine's speed drifts by 20% or more between seconds, and pairing the two makes
-    each difference a measurement under one condition. The HTTP client is a separate process's
-    view of the server (the server runs in its own process); medians reported."""
+    """HTTP latency at concurrency 1 (the server in its own process) against in-process latency for
+    the same photo, one request of each in turn: this machine's speed drifts by 20% or more within
+    seconds, and pairing makes each difference a measurement under one condition. Medians reported."""
     scene = image.read_bytes()
     files = {"files": (image.name, scene, "image/jpeg")}
     http, in_process = [], []
