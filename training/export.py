@@ -33,7 +33,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_
 from service.model_store import available_versions, file_sha256
 from training.calibrate_alignment import TEMPLATE_PATH
 from training.data import CLASSES, load_split
-from training.evaluate import onnx_probabilities
+from training.evaluate import model_input, onnx_probabilities
 from training.metrics import classification_report
 from training.model import EmotionNet, ModelConfig, ServingModel, count_macs, count_parameters
 
@@ -67,7 +67,7 @@ def export_onnx(serving: ServingModel, path: Path) -> None:
 def pytorch_probabilities(serving: ServingModel, images: np.ndarray) -> np.ndarray:
     """The reference every export is checked against: the PyTorch graph in float32."""
     with torch.no_grad():
-        x = torch.from_numpy(images[:, None].astype(np.float32) / 255)
+        x = torch.from_numpy(model_input(images))
         return torch.cat([serving(x[i : i + 256]) for i in range(0, len(x), 256)]).numpy()
 
 
@@ -103,9 +103,7 @@ def accuracy(path: Path, images: np.ndarray, labels: np.ndarray) -> float:
 
 class FaceReader(CalibrationDataReader):
     def __init__(self, images: np.ndarray) -> None:
-        self.batches = iter(
-            [{"input": images[i : i + 64, None].astype(np.float32) / 255} for i in range(0, len(images), 64)]
-        )
+        self.batches = iter([{"input": model_input(images[i : i + 64])} for i in range(0, len(images), 64)])
 
     def get_next(self) -> dict | None:
         return next(self.batches, None)
