@@ -16,17 +16,16 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from service.classifier import model_input as service_model_input
 from training.data import SPLIT_USAGE, load_split
 from training.metrics import Report, classification_report, plot_confusion
 
+PIXEL_SCALE = 1 / 255  # recorded in each model's metadata, which the service scales by
+
 
 def model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 faces [N, 48, 48] as the graph's float32 [N, 1, 48, 48], scaled as the service scales them.
-
-    Multiplying by 1/255 and dividing by 255 differ in the last bit for some pixels, which is enough
-    to tip an int8 graph's rounding on a few faces: measure with the service's own arithmetic.
-    """
-    return images[:, None].astype(np.float32) * (1 / 255)
+    """uint8 faces [N, 48, 48] as the service feeds them to the graph."""
+    return service_model_input(images, PIXEL_SCALE)
 
 
 def onnx_probabilities(model_path: Path, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -33,7 +33,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_
 from service.model_store import available_versions, file_sha256
 from training.calibrate_alignment import TEMPLATE_PATH
 from training.data import CLASSES, load_split
-from training.evaluate import model_input, onnx_probabilities
+from training.evaluate import PIXEL_SCALE, model_input, onnx_probabilities
 from training.metrics import classification_report
 from training.model import EmotionNet, ModelConfig, ServingModel, count_macs, count_parameters
 
@@ -233,7 +233,7 @@ def export_model(
         "classes": list(CLASSES),
         "preprocessing": {
             "color": "grayscale (OpenCV BGR to gray)",
-            "scale": 1 / 255,
+            "scale": PIXEL_SCALE,
             "alignment_template": json.loads(TEMPLATE_PATH.read_text()),
         },
         "metrics": {
