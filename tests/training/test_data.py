@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from tests.conftest import DATA_DIR
-from training.data import CLASSES, Augment, load_csv, load_folder, load_split
+from training.data import CLASSES, Augment, Mix, load_csv, load_folder, load_split
 
 
 def write_csv(path: Path, rows: list[tuple[int, np.ndarray, str]]) -> None:
@@ -60,3 +60,37 @@ def test_augment_flip_alone_mirrors_exactly() -> None:
         torch.allclose(o, f, atol=1e-5) or torch.allclose(o, m, atol=1e-5) for o, f, m in zip(out, faces, mirrored)
     ]
     assert all(per_image)
+
+
+def is_blend_of(blended: torch.Tensor, face: torch.Tensor, partner: torch.Tensor, share: float) -> bool:
+    """True if `blended` keeps `share` of `face` and takes the rest from `partner`, faded or pasted."""
+    faded = share * face + (1 - share) * partner
+    if torch.allclose(blended, faded, atol=1e-5):
+        return True
+    from_partner = (blended - partner).abs() < 1e-6
+    from_face = (blended - face).abs() < 1e-6
+    pasted_share = (from_partner & ~from_face).float().mean()
+    return bool((from_partner | from_face).all()) and abs(float(pasted_share) - (1 - share)) < 0.05
+
+
+def test_mix_blends_each_face_with_a_partner_in_the_stated_share() -> None:
+    data = load_folder(DATA_DIR / "test")
+    faces, labels = data.images[::100].unsqueeze(1).float() / 255, data.labels[::100]
+    mixed, first, second, share = Mix(prob=1.0)(faces, labels, torch.Generator().manual_seed(0))
+    assert mixed.shape == faces.shape and torch.equal(first, labels)
+    for i in range(len(faces)):
+        partners = [j for j in range(len(faces)) if is_blend_of(mixed[i], faces[i], faces[j], float(share[i]))]
+        assert partners, f"face {i} is no blend"
+        assert second[i] in labels[partners]
+    assert 0.2 < share.mean() < 0.8
+
+
+def test_mix_can_be_off_and_then_changes_nothing() -> None:
+    faces = load_folder(DATA_DIR / "test").images[:16].unsqueeze(1).float() / 255
+    labels = torch.arange(16) % 7
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    mixed, first, second, share = Mix(prob=0.0)(faces, labels, generator)
+    assert torch.equal(mixed, faces) and torch.equal(first, labels) and torch.equal(second, labels)
+    assert torch.equal(share, torch.ones(16))
+    assert torch.equal(generator.get_state(), state)

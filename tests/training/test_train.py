@@ -2,14 +2,23 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 from tests.conftest import DATA_DIR
-from training.train import TrainConfig, train
+from training.train import TrainConfig, blended_loss, class_weights, train
 
 
 def quick_config(out: Path) -> TrainConfig:
     return TrainConfig(
-        data=str(DATA_DIR), out=str(out), epochs=3, train_limit=1500, val_limit=300, batch_size=64, lr=0.05
+        data=str(DATA_DIR),
+        out=str(out),
+        epochs=3,
+        train_limit=1500,
+        val_limit=300,
+        batch_size=64,
+        lr=0.05,
+        mix_prob=0.5,
     )
 
 
@@ -40,3 +49,16 @@ def test_a_stopped_run_resumes_where_it_left_off(trained: tuple[Path, list[dict]
     assert [r["epoch"] for r in resumed] == [1, 2, 3]
     for a, b in zip(resumed, straight):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+
+
+def test_blended_loss_is_cross_entropy_when_nothing_is_blended_and_symmetric_otherwise() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(32, 7, generator=generator)
+    first, second = torch.arange(32) % 7, torch.randint(7, (32,), generator=generator)
+    weights = class_weights(torch.tensor([3995, 436, 4097, 7215, 4830, 3171, 4965]), 0.3)
+    plain = F.cross_entropy(logits, first, weight=weights, label_smoothing=0.1)
+    assert blended_loss(logits, (first, second), torch.ones(32), weights, 0.1) == pytest.approx(float(plain))
+    share = torch.rand(32, generator=generator)
+    forward = blended_loss(logits, (first, second), share, weights, 0.1)
+    assert blended_loss(logits, (second, first), 1 - share, weights, 0.1) == pytest.approx(float(forward))
+    assert forward != pytest.approx(float(plain))
