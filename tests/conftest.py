@@ -19,6 +19,8 @@ from service.main import create_app
 DATA_DIR = Path(os.environ.get("FER2013_DIR", PROJECT_ROOT.parent / "shared" / "data" / "fer2013"))
 # An exported ensemble kept in the store: two member networks, six views, float16 weights.
 ENSEMBLE_V2 = PROJECT_ROOT / "model_store" / "emotion" / "2"
+# The same kind of ensemble with int8 convolutions, a VGG-style and a ResNet-style member.
+ENSEMBLE_V4_INT8 = PROJECT_ROOT / "model_store" / "emotion" / "4"
 
 
 def pytest_configure(config: pytest.Config) -> None:

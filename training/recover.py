@@ -7,7 +7,8 @@ record. This writes `<out>/<member run>/best.pt` for each member network of the 
 the form `training.export --run` reads, so an exported ensemble can be extended with new runs
 without retraining its members. The export folded each batch norm into the convolution before it;
 the rebuilt network keeps that folding (the batch norm becomes an identity plus the folded bias),
-so it computes the same function. Weights stored as float16 come back as those float16 values.
+so it computes the same function. Weights stored as float16 come back as those float16 values, and
+those of an int8 graph as their dequantised values.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +32,55 @@ FLOAT16_SUFFIX = "_float16"  # what training.export appends to an initialiser it
 
 
 def graph_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Every initialiser as float32, under the name the graph's operators read it by."""
-    return {
+    """Every initialiser as float32, under the name the graph's operators read it by.
+
+    An int8 graph feeds each convolution its weights through a DequantizeLinear node; those come
+    back dequantised, under the name of the node's output, which is what the convolution reads.
+    """
+    weights = {
         weight.name.removesuffix(FLOAT16_SUFFIX): numpy_helper.to_array(weight).astype(np.float32)
         for weight in model.graph.initializer
     }
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and all(name in weights for name in node.input):
+            weights[node.output[0]] = dequantized(node, weights)
+    return weights
 
 
-def folded_convolutions(model: onnx.ModelProto, weights: dict[str, np.ndarray]) -> list[tuple[str, str]]:
-    """(weight, bias) names of the convolutions that absorbed a batch norm, in graph order.
+def dequantized(node: onnx.NodeProto, weights: dict[str, np.ndarray]) -> np.ndarray:
+    """(quantised - zero point) * scale, the scale per tensor or per channel along the node's axis."""
+    quantized, scale = weights[node.input[0]], weights[node.input[1]]
+    zero_point = weights[node.input[2]] if len(node.input) > 2 else np.zeros_like(scale)
+    if scale.size > 1:
+        axis = next((attribute.i for attribute in node.attribute if attribute.name == "axis"), 1)
+        shape = [1] * quantized.ndim
+        shape[axis] = scale.size
+        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    return (quantized - zero_point) * scale
 
-    The exporter named these weights after no parameter, so they can only be matched by order:
-    the graph lists each network's convolutions in the order its forward pass runs them.
+
+def module_name(node: onnx.NodeProto) -> str:
+    """The PyTorch module a node was exported from, e.g. `nets.1.features.4.body.2.0`.
+
+    The exporter names a node after its module scope, one component per level, where a level
+    inside a container repeats its parent (`/nets.1/features/features.4/body/body.2/body.2.0/Conv`)
+    and a later call of the same module gains a suffix (`features.6.2_1`).
+    """
+    path: list[str] = []
+    for component in node.name.split("/")[1:-1]:
+        component = re.sub(r"_\d+$", "", component)
+        if path and component.startswith(path[-1] + "."):
+            path[-1] = component
+        else:
+            path.append(component)
+    return ".".join(path)
+
+
+def folded_convolutions(model: onnx.ModelProto, weights: dict[str, np.ndarray]) -> dict[str, tuple[str, str]]:
+    """(weight, bias) names of the convolutions that absorbed a batch norm, by module name.
+
+    The exporter named these weights after no parameter, so they are matched through the names of
+    the nodes that use them; graph order cannot be trusted, as quantisation reorders the nodes.
     """
     # Later views reach the same weights through Identity nodes: follow those back to the source.
     alias = {node.output[0]: node.input[0] for node in model.graph.node if node.op_type == "Identity"}
@@ -51,33 +90,28 @@ def folded_convolutions(model: onnx.ModelProto, weights: dict[str, np.ndarray]) 
             name = alias[name]
         return name
 
-    folded: list[tuple[str, str]] = []
+    folded: dict[str, tuple[str, str]] = {}
     for node in model.graph.node:
         if node.op_type != "Conv" or len(node.input) < 3:
             continue
         pair = (source(node.input[1]), source(node.input[2]))
-        if not pair[0].startswith("nets.") and pair not in folded:
-            folded.append(pair)
-    missing = [name for pair in folded for name in pair if name not in weights]
+        if not pair[0].startswith("nets."):
+            folded.setdefault(module_name(node), pair)
+    missing = [name for pair in folded.values() for name in pair if name not in weights]
     if missing:
         raise ValueError(f"convolution weights missing from the graph: {missing[:3]}")
     return folded
 
 
-def convolutions_with_batch_norm(net: EmotionNet) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
-    """Each convolution directly followed by a batch norm, in the order the forward pass runs them."""
-    following = {}
-    for module in net.modules():
-        if isinstance(module, nn.Sequential):
-            children = list(module)
-            following.update({id(a): b for a, b in itertools.pairwise(children) if isinstance(b, nn.BatchNorm2d)})
-    order: list[nn.Conv2d] = []
-    hooks = [m.register_forward_hook(lambda m, *_: order.append(m)) for m in net.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        net.eval()(torch.zeros(1, 1, 48, 48))
-    for hook in hooks:
-        hook.remove()
-    return [(conv, following[id(conv)]) for conv in order if id(conv) in following]
+def convolutions_with_batch_norm(net: EmotionNet) -> dict[str, tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """Each convolution directly followed by a batch norm in its container, by module name."""
+    pairs = {}
+    for container_name, container in net.named_modules():
+        if isinstance(container, nn.Sequential):
+            for (name, conv), (_, batch_norm) in itertools.pairwise(container.named_children()):
+                if isinstance(conv, nn.Conv2d) and isinstance(batch_norm, nn.BatchNorm2d):
+                    pairs[f"{container_name}.{name}"] = (conv, batch_norm)
+    return pairs
 
 
 def load_folded(conv: nn.Conv2d, batch_norm: nn.BatchNorm2d, weight: np.ndarray, bias: np.ndarray) -> None:
@@ -97,7 +131,7 @@ def recover_members(model_dir: Path) -> list[tuple[EmotionNet, dict]]:
     metadata = json.loads((model_dir / "metadata.json").read_text())
     model = onnx.load(str(model_dir / "model.onnx"))
     weights = graph_weights(model)
-    folded = iter(folded_convolutions(model, weights))
+    folded = folded_convolutions(model, weights)
     members = []
     for index, member in enumerate(metadata["members"]):
         recipe = member["recipe"]
@@ -109,8 +143,8 @@ def recover_members(model_dir: Path) -> list[tuple[EmotionNet, dict]]:
             if prefix + name in weights:
                 state[name] = torch.from_numpy(weights[prefix + name]).reshape(state[name].shape)
         net.load_state_dict(state)
-        for conv, batch_norm in convolutions_with_batch_norm(net):
-            weight_name, bias_name = next(folded)
+        for name, (conv, batch_norm) in convolutions_with_batch_norm(net).items():
+            weight_name, bias_name = folded.pop(prefix + name)
             load_folded(conv, batch_norm, weights[weight_name], weights[bias_name])
         checkpoint = {
             "ema": net.state_dict(),
@@ -121,8 +155,8 @@ def recover_members(model_dir: Path) -> list[tuple[EmotionNet, dict]]:
             "recovered_from": f"{metadata['name']}/{metadata['version']}",
         }
         members.append((net.eval(), checkpoint))
-    if next(folded, None) is not None:
-        raise ValueError("the graph has more folded convolutions than its members' networks")
+    if folded:
+        raise ValueError(f"folded convolutions that no member network has: {sorted(folded)[:3]}")
     return members
 
 
