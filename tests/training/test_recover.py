@@ -13,24 +13,25 @@ from training.recover import main as recover_main
 from training.recover import recover_members
 
 
-def test_recovered_members_compute_what_the_shipped_graph_computes() -> None:
-    members = recover_members(ENSEMBLE_V2)
-    assert [checkpoint["model_config"]["arch"] for _, checkpoint in members] == ["xception", "vgg"]
+def recovered_against_graph(model_dir: Path) -> tuple[list[str], dict[str, float]]:
+    """The recovered members' architectures, and how their six-view ensemble agrees with the graph."""
+    members = recover_members(model_dir)
     serving = ServingModel([net for net, _ in members], crop_scales=(0.9, 1.1)).eval()
     faces = load_split(DATA_DIR, "test").images.numpy()[::36]  # 100 real faces of every class
-    checks = agreement(onnx_probabilities(ENSEMBLE_V2 / "model.onnx", faces), pytorch_probabilities(serving, faces))
+    checks = agreement(onnx_probabilities(model_dir / "model.onnx", faces), pytorch_probabilities(serving, faces))
+    return [checkpoint["model_config"]["arch"] for _, checkpoint in members], checks
+
+
+def test_recovered_members_compute_what_the_shipped_graph_computes() -> None:
+    architectures, checks = recovered_against_graph(ENSEMBLE_V2)
+    assert architectures == ["xception", "vgg"]
     assert checks["argmax_agreement"] == 1.0
     assert checks["max_abs_difference"] < 1e-4
 
 
 def test_members_of_an_int8_graph_come_back_with_their_dequantised_weights() -> None:
-    members = recover_members(ENSEMBLE_V4_INT8)
-    assert [checkpoint["model_config"]["arch"] for _, checkpoint in members] == ["vgg", "resnet"]
-    serving = ServingModel([net for net, _ in members], crop_scales=(0.9, 1.1)).eval()
-    faces = load_split(DATA_DIR, "test").images.numpy()[::36]
-    checks = agreement(
-        onnx_probabilities(ENSEMBLE_V4_INT8 / "model.onnx", faces), pytorch_probabilities(serving, faces)
-    )
+    architectures, checks = recovered_against_graph(ENSEMBLE_V4_INT8)
+    assert architectures == ["vgg", "resnet"]
     # The graph also rounds activations to 8 bits, which the float network does not: close, not equal.
     assert checks["argmax_agreement"] >= 0.97
     assert checks["max_abs_difference"] < 0.1
