@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,10 @@ from training.recover import recover_members
 
 
 def recovered_against_graph(model_dir: Path) -> tuple[list[str], dict[str, float]]:
-    """The recovered members' architectures, and how their six-view ensemble agrees with the graph."""
+    """The recovered members' architectures, and how their ensemble (views as recorded) agrees with the graph."""
     members = recover_members(model_dir)
-    serving = ServingModel([net for net, _ in members], crop_scales=(0.9, 1.1)).eval()
+    views = json.loads((model_dir / "metadata.json").read_text())["test_time_views"]
+    serving = ServingModel([net for net, _ in members], views["mirror"], views["crop_scales"]).eval()
     faces = load_split(DATA_DIR, "test").images.numpy()[::36]  # 100 real faces of every class
     checks = agreement(onnx_probabilities(model_dir / "model.onnx", faces), pytorch_probabilities(serving, faces))
     return [checkpoint["model_config"]["arch"] for _, checkpoint in members], checks
