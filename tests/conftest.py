@@ -21,6 +21,8 @@ DATA_DIR = Path(os.environ.get("FER2013_DIR", PROJECT_ROOT.parent / "shared" / "
 ENSEMBLE_V2 = PROJECT_ROOT / "model_store" / "emotion" / "2"
 # The same kind of ensemble with int8 convolutions, a VGG-style and a ResNet-style member.
 ENSEMBLE_V4_INT8 = PROJECT_ROOT / "model_store" / "emotion" / "4"
+# Another, with an Xception-style member: its depthwise convolutions have no batch norm to fold.
+ENSEMBLE_V3_INT8 = PROJECT_ROOT / "model_store" / "emotion" / "3"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -29,13 +29,15 @@ from torch import nn
 from training.model import EmotionNet, ModelConfig
 
 FLOAT16_SUFFIX = "_float16"  # what training.export appends to an initialiser it stores as float16
+DEQUANTIZED_SUFFIX = "_DequantizeLinear_Output"  # what onnxruntime's quantiser names a dequantised weight
 
 
 def graph_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     """Every initialiser as float32, under the name the graph's operators read it by.
 
     An int8 graph feeds each convolution its weights through a DequantizeLinear node; those come
-    back dequantised, under the name of the node's output, which is what the convolution reads.
+    back dequantised, under the name of the node's output, which is what the convolution reads, and
+    under the parameter's own name, by which a convolution with no batch norm after it is found.
     """
     weights = {
         weight.name.removesuffix(FLOAT16_SUFFIX): numpy_helper.to_array(weight).astype(np.float32)
@@ -43,7 +45,8 @@ def graph_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     }
     for node in model.graph.node:
         if node.op_type == "DequantizeLinear" and all(name in weights for name in node.input):
-            weights[node.output[0]] = dequantized(node, weights)
+            value = dequantized(node, weights)
+            weights[node.output[0]] = weights[node.output[0].removesuffix(DEQUANTIZED_SUFFIX)] = value
     return weights
 
 
@@ -143,9 +146,19 @@ def recover_members(model_dir: Path) -> list[tuple[EmotionNet, dict]]:
             if prefix + name in weights:
                 state[name] = torch.from_numpy(weights[prefix + name]).reshape(state[name].shape)
         net.load_state_dict(state)
-        for name, (conv, batch_norm) in convolutions_with_batch_norm(net).items():
+        pairs = convolutions_with_batch_norm(net)
+        for name, (conv, batch_norm) in pairs.items():
             weight_name, bias_name = folded.pop(prefix + name)
             load_folded(conv, batch_norm, weights[weight_name], weights[bias_name])
+        # A parameter found nowhere in the graph would silently keep its random initial value.
+        from_folding = {
+            id(p) for conv, batch_norm in pairs.values() for p in (*conv.parameters(), *batch_norm.parameters())
+        }
+        missing = [
+            name for name, p in net.named_parameters() if id(p) not in from_folding and prefix + name not in weights
+        ]
+        if missing:
+            raise ValueError(f"member {index} parameters missing from the graph: {missing[:3]}")
         checkpoint = {
             "ema": net.state_dict(),
             "model_config": dataclasses.asdict(model_config),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import DATA_DIR, ENSEMBLE_V2, ENSEMBLE_V4_INT8
+from tests.conftest import DATA_DIR, ENSEMBLE_V2, ENSEMBLE_V3_INT8, ENSEMBLE_V4_INT8
 from training.data import load_split
 from training.evaluate import onnx_probabilities
 from training.export import agreement, load_checkpoint, pytorch_probabilities
@@ -31,9 +31,14 @@ def test_recovered_members_compute_what_the_shipped_graph_computes() -> None:
     assert checks["max_abs_difference"] < 1e-4
 
 
-def test_members_of_an_int8_graph_come_back_with_their_dequantised_weights() -> None:
-    architectures, checks = recovered_against_graph(ENSEMBLE_V4_INT8)
-    assert architectures == ["vgg", "resnet"]
+@pytest.mark.parametrize(
+    ("model_dir", "expected"), [(ENSEMBLE_V4_INT8, ["vgg", "resnet"]), (ENSEMBLE_V3_INT8, ["xception", "vgg"])]
+)
+def test_members_of_an_int8_graph_come_back_with_their_dequantised_weights(
+    model_dir: Path, expected: list[str]
+) -> None:
+    architectures, checks = recovered_against_graph(model_dir)
+    assert architectures == expected
     # The graph also rounds activations to 8 bits, which the float network does not: close, not equal.
     assert checks["argmax_agreement"] >= 0.97
     assert checks["max_abs_difference"] < 0.1
