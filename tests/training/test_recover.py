@@ -32,7 +32,9 @@ def test_recovered_members_compute_what_the_shipped_graph_computes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("model_dir", "expected"), [(ENSEMBLE_V4_INT8, ["vgg", "resnet"]), (ENSEMBLE_V3_INT8, ["xception", "vgg"])]
+    ("model_dir", "expected"),
+    [(ENSEMBLE_V4_INT8, ["vgg", "resnet"]), (ENSEMBLE_V3_INT8, ["xception", "vgg"])],
+    ids=["version 4", "version 3"],
 )
 def test_members_of_an_int8_graph_come_back_with_their_dequantised_weights(
     model_dir: Path, expected: list[str]
