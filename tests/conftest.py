@@ -23,6 +23,8 @@ ENSEMBLE_V2 = PROJECT_ROOT / "model_store" / "emotion" / "2"
 ENSEMBLE_V4_INT8 = PROJECT_ROOT / "model_store" / "emotion" / "4"
 # Another, with an Xception-style member: its depthwise convolutions have no batch norm to fold.
 ENSEMBLE_V3_INT8 = PROJECT_ROOT / "model_store" / "emotion" / "3"
+# The smallest model in the store, one network: a cheap teacher for distillation tests.
+SINGLE_NETWORK_V1 = PROJECT_ROOT / "model_store" / "emotion" / "1"
 
 
 def pytest_configure(config: pytest.Config) -> None:

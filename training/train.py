@@ -51,6 +51,12 @@ class TrainConfig:
     # Share of training faces blended with another by mixup or CutMix (see data.Mix); 0 turns it off.
     mix_prob: float = 0.0
     mix_alpha: float = 1.0
+    # Knowledge distillation: an exported model (e.g. model_store/emotion/5/model.onnx) whose
+    # probabilities on the training faces become soft targets. Its members disagree with many of
+    # FER-2013's noisy labels, and its non-top classes say which expressions a face resembles.
+    teacher: str = ""
+    distill_weight: float = 0.7  # share of the loss given to the teacher's targets
+    distill_temperature: float = 2.0  # softens both distributions in the distillation term
     patience: int = 20  # stop after this many epochs without a better PublicTest accuracy
     seed: int = 0
     threads: int = 2
@@ -111,6 +117,37 @@ def blended_loss(
     loss_second = F.cross_entropy(logits, second, weight=weights, label_smoothing=label_smoothing, reduction="none")
     total = (share * loss_first + (1 - share) * loss_second).sum()
     return total / (share * weights[first] + (1 - share) * weights[second]).sum()
+
+
+def teacher_probabilities(teacher: Path, images: torch.Tensor, cache: Path) -> torch.Tensor:
+    """The teacher graph's class probabilities [N, 7] for uint8 faces [N, 48, 48], computed once per run.
+
+    The graph carries its own test-time views, so these are what the teacher would serve.
+    """
+    if cache.exists():
+        return torch.from_numpy(np.load(cache))
+    import onnxruntime  # the serving runtime; only distilled runs need it here
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(teacher), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    batches = range(0, len(images), 256)
+    probs = np.concatenate(
+        [session.run(None, {name: to_input(images[i : i + 256], False).numpy()})[0] for i in tqdm(batches, "teacher")]
+    )
+    np.save(cache, probs)
+    return torch.from_numpy(probs)
+
+
+def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Cross-entropy of the student against the teacher, both softened by the temperature.
+
+    Scaled by temperature squared so its gradients keep the size of the hard-label loss's (Hinton
+    et al., 2015). The teacher gives probabilities, so its logits are their logarithms.
+    """
+    target = torch.softmax(teacher_probs.clamp(min=1e-8).log() / temperature, dim=1)
+    return -(target * F.log_softmax(logits / temperature, dim=1)).sum(1).mean() * temperature**2
 
 
 @torch.no_grad()
@@ -194,6 +231,11 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
         optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.15
     )
     weights = class_weights(train.class_counts(), config.class_balance)
+    teacher = None
+    if config.teacher:
+        teacher = teacher_probabilities(Path(config.teacher), train.images, out / "teacher_probabilities.npy")
+        agreement = (teacher.argmax(1) == train.labels).float().mean()
+        print(f"teacher {config.teacher}: agrees with {agreement:.1%} of the training labels")
     augment = Augment()
     mix = Mix(config.mix_prob, config.mix_alpha)
 
@@ -220,12 +262,19 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
         for i in tqdm(range(0, len(train), config.batch_size), desc=f"epoch {epoch}", disable=None, leave=False):
             idx = order[i : i + config.batch_size]
             x = augment(to_input(train.images[idx], False), generator)
-            x, y, y_partner, share = mix(x, train.labels[idx], generator)
+            # Mix blends batch positions; labels and teacher targets follow the same pairs.
+            x, first, second, share = mix(x, torch.arange(len(idx)), generator)
+            y, y_partner = train.labels[idx][first], train.labels[idx][second]
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 logits = model(x)
             loss = blended_loss(logits.float(), (y, y_partner), share, weights, config.label_smoothing)
+            if teacher is not None:
+                blend = share.view(-1, 1)
+                target = blend * teacher[idx][first] + (1 - blend) * teacher[idx][second]
+                soft = distillation_loss(logits.float(), target, config.distill_temperature)
+                loss = (1 - config.distill_weight) * loss + config.distill_weight * soft
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

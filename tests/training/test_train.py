@@ -1,12 +1,13 @@
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import DATA_DIR
-from training.train import TrainConfig, blended_loss, class_weights, train
+from tests.conftest import DATA_DIR, SINGLE_NETWORK_V1
+from training.train import TrainConfig, blended_loss, class_weights, distillation_loss, train
 
 
 def quick_config(out: Path) -> TrainConfig:
@@ -62,3 +63,31 @@ def test_blended_loss_is_cross_entropy_when_nothing_is_blended_and_symmetric_oth
     forward = blended_loss(logits, (first, second), share, weights, 0.1)
     assert blended_loss(logits, (second, first), 1 - share, weights, 0.1) == pytest.approx(float(forward))
     assert forward != pytest.approx(float(plain))
+
+
+def test_a_distilled_run_learns_from_the_teachers_probabilities_and_computes_them_once(tmp_path: Path) -> None:
+    config = dataclasses.replace(
+        quick_config(tmp_path), epochs=2, train_limit=600, teacher=str(SINGLE_NETWORK_V1 / "model.onnx")
+    )
+    train(config, stop_after=1)
+    cache = tmp_path / "teacher_probabilities.npy"
+    probs = torch.from_numpy(np.load(cache))
+    assert probs.shape == (600, 7)
+    assert torch.allclose(probs.sum(1), torch.ones(600), atol=1e-4)
+    computed_at = cache.stat().st_mtime_ns
+    rows = train(config, resume=True)
+    assert cache.stat().st_mtime_ns == computed_at  # the resumed run read them back
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_distillation_loss_is_least_when_the_student_matches_the_teacher() -> None:
+    generator = torch.Generator().manual_seed(0)
+    teacher = torch.softmax(torch.randn(32, 7, generator=generator) * 2, dim=1)
+    matching = teacher.log().requires_grad_()
+    loss = distillation_loss(matching, teacher, temperature=2.0)
+    loss.backward()
+    assert matching.grad.abs().max() < 1e-6
+    other = teacher.log() + torch.randn(32, 7, generator=generator)
+    assert distillation_loss(other, teacher, temperature=2.0) > loss
+    # At temperature 1 it is the plain cross-entropy against the teacher's probabilities.
+    assert distillation_loss(other, teacher, 1.0) == pytest.approx(float(F.cross_entropy(other, teacher)))
