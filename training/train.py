@@ -27,6 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from training.data import CLASSES, Augment, Dataset, Mix, load_split
+from training.evaluate import onnx_probabilities
 from training.metrics import classification_report, plot_confusion, plot_curves
 from training.model import EmotionNet, ModelConfig, count_macs, count_parameters
 
@@ -125,20 +126,9 @@ def teacher_probabilities(teacher: Path, images: torch.Tensor, cache: Path) -> t
 
     The graph carries its own test-time views, so these are what the teacher would serve.
     """
-    if cache.exists():
-        return torch.from_numpy(np.load(cache))
-    import onnxruntime  # the serving runtime; only distilled runs need it here
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(str(teacher), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    batches = range(0, len(images), 256)
-    probs = np.concatenate(
-        [session.run(None, {name: to_input(images[i : i + 256], False).numpy()})[0] for i in tqdm(batches, "teacher")]
-    )
-    np.save(cache, probs)
-    return torch.from_numpy(probs)
+    if not cache.exists():
+        np.save(cache, onnx_probabilities(teacher, images.numpy()))
+    return torch.from_numpy(np.load(cache))
 
 
 def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
