@@ -253,9 +253,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
         for i in tqdm(range(0, len(train), config.batch_size), desc=f"epoch {epoch}", disable=None, leave=False):
             idx = order[i : i + config.batch_size]
             x = augment(to_input(train.images[idx], False), generator)
-            # Mix blends batch positions; labels and teacher targets follow the same pairs.
+            # Mix blends batch positions; labels and teacher targets follow the same pairs of faces.
             x, first, second, share = mix(x, torch.arange(len(idx)), generator)
-            y, y_partner = train.labels[idx][first], train.labels[idx][second]
+            first, second = idx[first], idx[second]
+            y, y_partner = train.labels[first], train.labels[second]
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
@@ -263,7 +264,7 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
             loss = blended_loss(logits.float(), (y, y_partner), share, weights, config.label_smoothing)
             if teacher is not None:
                 blend = share.view(-1, 1)
-                target = blend * teacher[idx][first] + (1 - blend) * teacher[idx][second]
+                target = blend * teacher[first] + (1 - blend) * teacher[second]
                 soft = distillation_loss(logits.float(), target, config.distill_temperature)
                 loss = (1 - config.distill_weight) * loss + config.distill_weight * soft
             optimizer.zero_grad(set_to_none=True)
