@@ -260,12 +260,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                logits = model(x)
-            loss = blended_loss(logits.float(), (y, y_partner), share, weights, config.label_smoothing)
+                logits = model(x).float()
+            loss = blended_loss(logits, (y, y_partner), share, weights, config.label_smoothing)
             if teacher is not None:
                 blend = share.view(-1, 1)
                 target = blend * teacher[first] + (1 - blend) * teacher[second]
-                soft = distillation_loss(logits.float(), target, config.distill_temperature)
+                soft = distillation_loss(logits, target, config.distill_temperature)
                 loss = (1 - config.distill_weight) * loss + config.distill_weight * soft
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
