@@ -66,7 +66,7 @@ class BasicBlock(nn.Module):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "xception"  # "xception", "vgg" or "resnet"
+    arch: str = "xception"  # "xception", "vgg", "resnet" or "resnet_fullres"
     width: int = 64  # channels after the stem; stages double it
     dropout: float = 0.3
 
@@ -85,12 +85,17 @@ class EmotionNet(nn.Module):
     The Xception and ResNet variants start with a stride-2 stem (24x24), which keeps an epoch near
     a minute on two CPU cores. The VGG variant keeps one cheap layer at the full 48x48, where
     the fine detail of eyes and mouth lives, and spends its depth at the coarser scales instead.
+    The full-resolution ResNet variant does both: a narrow layer at 48x48 (cheap, as its input is
+    one channel) feeds the stride-2 convolution, so the downsampling sees edges, not raw pixels.
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         w = config.width
-        self.stem = nn.Sequential(conv_bn(1, w, stride=1 if config.arch == "vgg" else 2), nn.ReLU())
+        if config.arch == "resnet_fullres":
+            self.stem = nn.Sequential(conv_bn(1, w // 2), nn.ReLU(), conv_bn(w // 2, w, stride=2), nn.ReLU())
+        else:
+            self.stem = nn.Sequential(conv_bn(1, w, stride=1 if config.arch == "vgg" else 2), nn.ReLU())
         if config.arch == "vgg":
             # 48 -> 24 -> 12 -> 6, deeper where the maps are small and convolutions cheap.
             self.features = nn.Sequential(
@@ -107,7 +112,7 @@ class EmotionNet(nn.Module):
                 nn.ReLU(),
             )
             head_width = 8 * w
-        elif config.arch == "resnet":
+        elif config.arch in ("resnet", "resnet_fullres"):
             self.features = nn.Sequential(
                 BasicBlock(w, w, 1),
                 BasicBlock(w, 2 * w, 2),
