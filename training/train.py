@@ -52,11 +52,16 @@ class TrainConfig:
     # Share of training faces blended with another by mixup or CutMix (see data.Mix); 0 turns it off.
     mix_prob: float = 0.0
     mix_alpha: float = 1.0
-    # Knowledge distillation: an exported model (e.g. model_store/emotion/5/model.onnx) whose
-    # probabilities on the training faces become soft targets. They say which other expressions a
-    # face resembles, and where the teacher disagrees with FER-2013's noisy labels (version 5 does
-    # on 14% of the training faces).
+    # Knowledge distillation: an exported model (e.g. model_store/emotion/6/model.onnx) whose
+    # probabilities become soft targets. They say which other expressions a face resembles, and
+    # where the teacher disagrees with FER-2013's noisy labels (version 5 does on 14% of the
+    # training faces). The teacher answers on the very views the student sees: answers on clean
+    # faces, paired with augmented inputs, did not beat plain training.
     teacher: str = ""
+    # Augmented copies of each training face, made and answered by the teacher once per run (the
+    # clean face is one more). Distilled runs train on these copies, mirrored at random: the
+    # teacher's graph averages each face with its mirror, so its answer holds for both.
+    teacher_views: int = 6
     distill_weight: float = 0.7  # share of the loss given to the teacher's targets
     distill_temperature: float = 2.0  # softens both distributions in the distillation term
     patience: int = 20  # stop after this many epochs without a better PublicTest accuracy
@@ -121,14 +126,51 @@ def blended_loss(
     return total / (share * weights[first] + (1 - share) * weights[second]).sum()
 
 
-def teacher_probabilities(teacher: Path, images: torch.Tensor, cache: Path) -> torch.Tensor:
-    """The teacher graph's class probabilities [N, 7] for uint8 faces [N, 48, 48], computed once per run.
+@dataclass(frozen=True)
+class TeacherViews:
+    """Copies of every training face, uint8 [V, N, 48, 48], and the teacher's probabilities on each [V, N, 7]."""
 
-    The graph carries its own test-time views, so these are what the teacher would serve.
+    images: torch.Tensor
+    probabilities: torch.Tensor
+
+
+def teacher_views(
+    teacher: Path, faces: torch.Tensor, copies: int, generator: torch.Generator, folder: Path
+) -> TeacherViews:
+    """The clean faces and `copies` augmented copies, with the teacher's answers, computed once per run.
+
+    Each view is saved as it is finished, so a run stopped while computing them resumes there.
+    The graph carries its own test-time views, so these are the answers the teacher would serve.
+    Copies are not mirrored here (see TeacherViews' use in `train`).
     """
-    if not cache.exists():
-        np.save(cache, onnx_probabilities(teacher, images.numpy()))
-    return torch.from_numpy(np.load(cache))
+    augment = Augment(flip=False)
+    images, probabilities = [], []
+    for view in range(copies + 1):
+        cache = folder / f"teacher_view_{view}.npz"
+        if not cache.exists():
+            x = faces if view == 0 else augmented_copy(faces, augment, generator)
+            np.savez(cache.with_suffix(".tmp.npz"), images=x.numpy(), probabilities=onnx_probabilities(teacher, x.numpy()))
+            cache.with_suffix(".tmp.npz").replace(cache)
+            print(f"teacher view {view} of {copies}: computed", flush=True)
+        with np.load(cache) as stored:
+            images.append(torch.from_numpy(stored["images"]))
+            probabilities.append(torch.from_numpy(stored["probabilities"]))
+    return TeacherViews(torch.stack(images), torch.stack(probabilities))
+
+
+def augmented_copy(faces: torch.Tensor, augment: Augment, generator: torch.Generator) -> torch.Tensor:
+    """One augmented copy of uint8 faces [N, 48, 48], as uint8, a batch at a time to bound memory."""
+    out = torch.empty_like(faces)
+    for i in range(0, len(faces), 4096):
+        x = augment(to_input(faces[i : i + 4096], False), generator)
+        out[i : i + 4096] = x.squeeze(1).mul(255).round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def mirror_some(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror a random half of float images [B, 1, H, W]."""
+    chosen = torch.rand(len(images), generator=generator) < 0.5
+    return torch.where(chosen.view(-1, 1, 1, 1), torch.flip(images, dims=[3]), images)
 
 
 def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -222,10 +264,12 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
         optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.15
     )
     weights = class_weights(train.class_counts(), config.class_balance)
-    teacher = None
+    views = None
     if config.teacher:
-        teacher = teacher_probabilities(Path(config.teacher), train.images, out / "teacher_probabilities.npy")
-        agreement = (teacher.argmax(1) == train.labels).float().mean()
+        # Its own generator: how many copies are made does not change the training run's draws.
+        view_generator = torch.Generator().manual_seed(config.seed + 1)
+        views = teacher_views(Path(config.teacher), train.images, config.teacher_views, view_generator, out)
+        agreement = (views.probabilities[0].argmax(1) == train.labels).float().mean()
         print(f"teacher {config.teacher}: agrees with {agreement:.1%} of the training labels")
     augment = Augment()
     mix = Mix(config.mix_prob, config.mix_alpha)
@@ -252,17 +296,21 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
         loss_sum, correct = 0.0, 0
         for i in tqdm(range(0, len(train), config.batch_size), desc=f"epoch {epoch}", disable=None, leave=False):
             idx = order[i : i + config.batch_size]
-            x = augment(to_input(train.images[idx], False), generator)
+            if views is None:
+                x = augment(to_input(train.images[idx], False), generator)
+            else:
+                view = torch.randint(len(views.images), (len(idx),), generator=generator)
+                x = mirror_some(to_input(views.images[view, idx], False), generator)
+                teacher = views.probabilities[view, idx]
             # Mix blends batch positions; labels and teacher targets follow the same pairs of faces.
             x, first, second, share = mix(x, torch.arange(len(idx)), generator)
-            first, second = idx[first], idx[second]
-            y, y_partner = train.labels[first], train.labels[second]
+            y, y_partner = train.labels[idx[first]], train.labels[idx[second]]
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 logits = model(x).float()
             loss = blended_loss(logits, (y, y_partner), share, weights, config.label_smoothing)
-            if teacher is not None:
+            if views is not None:
                 blend = share.view(-1, 1)
                 target = blend * teacher[first] + (1 - blend) * teacher[second]
                 soft = distillation_loss(logits, target, config.distill_temperature)

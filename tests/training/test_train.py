@@ -65,18 +65,28 @@ def test_blended_loss_is_cross_entropy_when_nothing_is_blended_and_symmetric_oth
     assert forward != pytest.approx(float(plain))
 
 
-def test_a_distilled_run_learns_from_the_teachers_probabilities_and_computes_them_once(tmp_path: Path) -> None:
+def test_a_distilled_run_learns_from_the_teachers_answers_on_its_views_and_computes_them_once(tmp_path: Path) -> None:
     config = dataclasses.replace(
-        quick_config(tmp_path), epochs=2, train_limit=600, teacher=str(SINGLE_NETWORK_V1 / "model.onnx")
+        quick_config(tmp_path),
+        epochs=2,
+        train_limit=600,
+        teacher=str(SINGLE_NETWORK_V1 / "model.onnx"),
+        teacher_views=2,
     )
     train(config, stop_after=1)
-    cache = tmp_path / "teacher_probabilities.npy"
-    probs = torch.from_numpy(np.load(cache))
-    assert probs.shape == (600, 7)
-    assert torch.allclose(probs.sum(1), torch.ones(600), atol=1e-4)
-    computed_at = cache.stat().st_mtime_ns
+    caches = sorted(tmp_path.glob("teacher_view_*.npz"))
+    assert [c.name for c in caches] == ["teacher_view_0.npz", "teacher_view_1.npz", "teacher_view_2.npz"]
+    stored = [np.load(c) for c in caches]
+    for view in stored:
+        assert view["images"].shape == (600, 48, 48) and view["images"].dtype == np.uint8
+        assert view["probabilities"].shape == (600, 7)
+        assert np.allclose(view["probabilities"].sum(1), 1, atol=1e-4)
+    # The copies are augmented (different pixels), and the teacher's answers follow them.
+    assert (stored[1]["images"] != stored[0]["images"]).mean() > 0.3
+    assert not np.allclose(stored[1]["probabilities"], stored[0]["probabilities"], atol=1e-3)
+    computed_at = [c.stat().st_mtime_ns for c in caches]
     rows = train(config, resume=True)
-    assert cache.stat().st_mtime_ns == computed_at  # the resumed run read them back
+    assert [c.stat().st_mtime_ns for c in caches] == computed_at  # the resumed run read them back
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
 
 
