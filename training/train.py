@@ -149,8 +149,9 @@ def teacher_views(
         cache = folder / f"teacher_view_{view}.npz"
         if not cache.exists():
             x = faces if view == 0 else augmented_copy(faces, augment, generator)
-            np.savez(cache.with_suffix(".tmp.npz"), images=x.numpy(), probabilities=onnx_probabilities(teacher, x.numpy()))
-            cache.with_suffix(".tmp.npz").replace(cache)
+            partial = cache.with_suffix(".tmp.npz")
+            np.savez(partial, images=x.numpy(), probabilities=onnx_probabilities(teacher, x.numpy()))
+            partial.replace(cache)
             print(f"teacher view {view} of {copies}: computed", flush=True)
         with np.load(cache) as stored:
             images.append(torch.from_numpy(stored["images"]))
