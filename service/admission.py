@@ -23,8 +23,8 @@ class Admission:
         self.active = 0
         self.metrics = metrics
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
+    def check(self) -> None:
+        """Refuse now if no slot is free; streamed responses check before they start and take the slot inside."""
         if self.active >= self.limit:
             raise ApiError(
                 503,
@@ -32,6 +32,10 @@ class Admission:
                 "the service is at capacity; retry shortly",
                 headers={"Retry-After": RETRY_AFTER_OVERLOADED},
             )
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        self.check()
         self.active += 1
         self.metrics.in_flight.set(self.active)
         try:

@@ -60,6 +60,21 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(40 * 2**20, ge=1024, description="Largest accepted request body, in bytes.")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Largest accepted width x height (bomb guard).")
 
+    # Video (POST /v1/video)
+    video_max_bytes: int = Field(100 * 2**20, ge=1024, description="Largest accepted clip, in bytes.")
+    video_max_duration_s: float = Field(600, gt=0, description="Longest accepted clip, in seconds.")
+    video_max_frame_pixels: int = Field(3840 * 2160, ge=1, description="Largest accepted frame, width x height.")
+    video_max_frames: int = Field(3000, ge=1, description="Most frames analysed in one request.")
+    video_timeout_s: float = Field(300.0, gt=0, description="Longest a video request may take before a 504.")
+
+    # Tracking (video and live streams)
+    track_max_gap_s: float = Field(
+        1.0, ge=0, description="A track ends when its face has been missing for longer than this, in seconds."
+    )
+    track_min_frames: int = Field(
+        3, ge=1, description="Video tracks with fewer face-frames are dropped as stray detections."
+    )
+
     def load_api_keys(self) -> list[str]:
         """Keys from the variable and the file together; read once at start-up."""
         keys = self.api_keys.get_secret_value().split(",")

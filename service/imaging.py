@@ -28,12 +28,27 @@ MAGIC = {
     b"GIF89a": "GIF",
 }
 ACCEPTED = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+# Top-level boxes a QuickTime-family file (MP4, MOV, 3GP) may start with, at byte 4.
+QUICKTIME_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
 
 
 def sniff_format(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"
     return next((name for magic, name in MAGIC.items() if data.startswith(magic)), None)
+
+
+def sniff_container(data: bytes) -> str | None:
+    """The video container a clip's first bytes declare, or None; GIF counts as both an image and a clip."""
+    if data[4:8] in QUICKTIME_BOXES:
+        return "MP4/MOV"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "WebM/Matroska"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "AVI"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    return None
 
 
 def header_size(data: bytes) -> tuple[int, int]:
@@ -57,6 +72,8 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
         raise ImageRejected(413, "file_too_large", f"the file exceeds {max_bytes} bytes")
     kind = sniff_format(data)
     if kind is None:
+        if sniff_container(data) is not None:
+            raise ImageRejected(415, "video_not_image", "this is a video: use /v1/video")
         raise ImageRejected(415, "unsupported_type", f"not an image; send {ACCEPTED}")
     width, height = header_size(data)
     if width * height > max_pixels:

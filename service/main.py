@@ -21,7 +21,7 @@ from service.config import Settings, get_settings
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
-from service.routes import annotate, demo, ops, predict
+from service.routes import annotate, demo, ops, predict, video
 from service.runtime import Runtime, load_runtime, warm_up
 from service.security import require_api_key
 
@@ -46,6 +46,11 @@ def unready_on_sigterm(runtime: Runtime) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def video_body_limit(settings: Settings) -> int:
+    """A clip at its size limit, plus room for the multipart framing around it."""
+    return settings.video_max_bytes + 64 * 1024
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     use_one_malloc_arena()  # before the worker threads allocate: see service.allocator
@@ -53,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Uploads are held in memory up to the request limit instead of spilling to temporary files:
     # client images are never written to disk.
     # (A class attribute, so shared by every app in the process: it only ever grows.)
-    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_request_bytes)
+    largest_body = max(settings.max_request_bytes, video_body_limit(settings))
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, largest_body)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,12 +93,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID"],
         )
     # Added last, so it is outermost: even CORS refusals get a request id and are counted.
-    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_request_bytes,
+        route_body_limits={"/v1/video": video_body_limit(settings)},
+    )
     keyed = [Depends(require_api_key)]
     app.include_router(ops.router)
     app.include_router(predict.router, prefix="/v1", dependencies=keyed)
     app.include_router(predict.router, dependencies=keyed, include_in_schema=False)  # /predict, kept as an alias
     app.include_router(annotate.router, prefix="/v1", dependencies=keyed)
+    app.include_router(video.router, prefix="/v1", dependencies=keyed)
     app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     return app

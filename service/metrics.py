@@ -29,7 +29,8 @@ class Metrics:
         )
         self.stage_seconds = Histogram(
             "emotion_stage_duration_seconds",
-            "Time per pipeline stage: decode, detect and align per image; classify per batch.",
+            "Time per pipeline stage: decode, detect and align per image or frame; video_decode per "
+            "analysed frame of a clip; classify per batch.",
             ["stage"],
             buckets=STAGE_BUCKETS,
             registry=r,
@@ -57,6 +58,14 @@ class Metrics:
         self.queue_depth = Gauge("emotion_batch_queue_depth", "Face crops waiting for the emotion model.", registry=r)
         self.rejected = Counter("emotion_images_rejected", "Uploads refused, by reason.", ["reason"], registry=r)
         self.inference_errors = Counter("emotion_inference_errors", "Failed model calls.", registry=r)
+        self.video_clips = Counter("emotion_video_clips", "Clips analysed to the end.", registry=r)
+        self.video_frames = Counter("emotion_video_frames", "Frames of clips analysed.", registry=r)
+        self.tracks_per_clip = Histogram(
+            "emotion_video_tracks_per_clip",
+            "People (tracks) found in each analysed clip.",
+            buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 32),
+            registry=r,
+        )
         self.model_info = Gauge(
             "emotion_model_info", "Loaded models (value 1).", ["role", "name", "version", "sha256"], registry=r
         )

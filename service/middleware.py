@@ -42,10 +42,13 @@ def configure_logging(level: str) -> None:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, route_body_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.route_body_limits = route_body_limits or {}  # paths whose bodies may be larger (or smaller)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,7 +69,8 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message)["x-request-id"] = request_id
             await send(message)
 
-        too_large = f"the request body exceeds {self.max_body_bytes} bytes"
+        limit = self.route_body_limits.get(scope["path"], self.max_body_bytes)
+        too_large = f"the request body exceeds {limit} bytes"
         received = 0
 
         async def receive_within_limit() -> Message:
@@ -74,14 +78,14 @@ class RequestContextMiddleware:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
+            if received > limit:
                 raise HTTPException(413, too_large)  # answered by the app's JSON error handler
             return message
 
         try:
             # A declared length over the limit is refused before a byte of the body is read.
             declared = Headers(scope=scope).get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
+            if declared.isdigit() and int(declared) > limit:
                 await send_error(send_with_id, 413, "request_too_large", too_large, request_id)
                 return
             await self.app(scope, receive_within_limit, send_with_id)

@@ -75,12 +75,17 @@ class Pipeline:
         except ImageRejected as rejection:
             self.metrics.rejected.labels(rejection.reason).inc()
             raise
+        prepared = self.prepare_frame(image)
+        self.metrics.faces_per_image.observe(len(prepared.detections))
+        self.metrics.images.inc()
+        return prepared
+
+    def prepare_frame(self, image: np.ndarray) -> PreparedImage:
+        """Detect and align the faces of an already decoded image (a photo, or a frame of a clip or stream)."""
         with self._stage("detect"):
             detections = self.detector.detect(image)
         with self._stage("align"):
             crops = align_faces(image, detections, self.classifier.template, self.classifier.size)
-        self.metrics.faces_per_image.observe(len(detections))
-        self.metrics.images.inc()
         return PreparedImage(image, detections, crops)
 
     def analyse(self, data: bytes) -> AnalysedImage:

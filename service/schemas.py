@@ -69,6 +69,64 @@ class PredictResponse(BaseModel):
     images: list[ImageResult] = Field(description="One entry per uploaded file, in upload order.")
 
 
+class TrackedFace(Face):
+    """A face in a frame of a clip or stream: `emotions` smoothed over its track, `raw_emotions` this frame alone."""
+
+    track_id: int = Field(description="The same number for the same person while they stay on screen.")
+    raw_emotions: EmotionScores
+
+
+class TimelineEntry(Face):
+    time_ms: float = Field(description="Frame time from the start of the clip.")
+    raw_emotions: EmotionScores
+
+
+class Peak(BaseModel):
+    time_ms: float
+    probability: float = Field(description="The smoothed probability at that moment.")
+
+
+class TrackResult(BaseModel):
+    track_id: int
+    first_ms: float
+    last_ms: float
+    frames: int = Field(description="Analysed frames in which this person's face was found.")
+    emotions: EmotionScores = Field(description="Mean of the raw distributions over the track.")
+    dominant_emotion: Emotion
+    peaks: dict[Emotion, Peak] = Field(description="For each emotion, the moment its smoothed probability peaked.")
+    timeline: list[TimelineEntry] | None = Field(None, description="Every analysed frame with this face.")
+
+
+class VideoInfo(BaseModel):
+    filename: str | None = None
+    width: int = Field(description="Frame width after the clip's rotation metadata is applied.")
+    height: int
+    fps: float = Field(description="The clip's own frame rate, from its container.")
+    duration_ms: float
+    frames_analysed: int
+
+
+class VideoSummary(BaseModel):
+    emotions: EmotionScores = Field(description="Mean over every face in every analysed frame.")
+    dominant_share: EmotionScores = Field(description="Share of face-frames whose (smoothed) dominant emotion it is.")
+    people: int = Field(description="Number of tracks.")
+
+
+class VideoResponse(BaseModel):
+    request_id: str
+    models: dict[Literal["detector", "emotion"], ModelRef]
+    video: VideoInfo
+    tracks: list[TrackResult] = Field(description="One per person, in order of first appearance.")
+    summary: VideoSummary
+
+
+class VideoFrame(BaseModel):
+    """One line of the NDJSON form: an analysed frame."""
+
+    time_ms: float
+    faces: list[TrackedFace]
+
+
 class ModelInfo(BaseModel):
     role: Literal["detector", "emotion"]
     name: str

@@ -1,0 +1,145 @@
+"""POST /v1/video: every person in a clip, tracked, with an emotion timeline and summaries.
+
+JSON by default; with `Accept: application/x-ndjson` one line per analysed frame as it is done,
+then a closing line with the tracks' and the clip's summaries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import StreamingResponse
+
+from service.deps import ReadyRuntimeDep
+from service.errors import ApiError, ImageRejected
+from service.routes.uploads import ERRORS
+from service.runtime import Runtime
+from service.schemas import ErrorResponse, ModelRef, VideoInfo, VideoResponse
+from service.tracking import FaceTracker
+from service.video import ClipSummary, analyse_clip, tracked_face
+from service.video_decode import ACCEPTED, Clip, VideoLimits
+
+router = APIRouter(tags=["video"])
+NDJSON = "application/x-ndjson"
+# The closing NDJSON line carries the track summaries; their frames were already sent line by line.
+WITHOUT_TIMELINES = {"tracks": {"__all__": {"timeline"}}}
+
+VIDEO_ERRORS = {
+    **ERRORS,
+    200: {"content": {NDJSON: {}}, "description": "JSON, or NDJSON lines with `Accept: application/x-ndjson`."},
+    413: {"model": ErrorResponse, "description": "The clip is too large, too long, or has too many pixels or frames."},
+    415: {"model": ErrorResponse, "description": "Not a video (an image gets a pointer to /v1/predict)."},
+}
+
+
+@router.post("/video", response_model=VideoResponse, responses=VIDEO_ERRORS)
+async def video(
+    request: Request,
+    runtime: ReadyRuntimeDep,
+    file: Annotated[UploadFile, File(description=f"One clip: {ACCEPTED}.")],
+    fps: Annotated[float, Query(ge=0.2, le=120, description="Frames analysed per second of video.")] = 5.0,
+    smoothing: Annotated[
+        float, Query(ge=0, le=60, description="Seconds of temporal smoothing per person; 0 turns it off.")
+    ] = 1.0,
+):
+    """Track every face through a clip and return each person's emotions over time."""
+    runtime.admission.check()
+    analysis = ClipAnalysis(runtime, await open_clip(runtime, await file.read(), fps), fps, smoothing)
+    analysis.filename, analysis.request_id = file.filename, request.state.request_id
+    if NDJSON in request.headers.get("accept", ""):
+        return StreamingResponse(analysis.lines(), media_type=NDJSON)
+    timeout = runtime.settings.video_timeout_s
+    with runtime.admission.slot():
+        try:
+            async with asyncio.timeout(timeout):
+                return await analysis.response()
+        except TimeoutError:
+            raise ApiError(504, "timeout", f"not finished within {timeout} s") from None
+
+
+async def open_clip(runtime: Runtime, data: bytes, fps: float) -> Clip:
+    """Open and check the clip off the event loop: FFmpeg probes the container here."""
+    s = runtime.settings
+    limits = VideoLimits(s.video_max_bytes, s.video_max_duration_s, s.video_max_frame_pixels, s.video_max_frames)
+    try:
+        clip = await asyncio.to_thread(Clip, data, limits)
+        clip.check_sampling(fps)
+        return clip
+    except ImageRejected as rejection:
+        runtime.metrics.rejected.labels(rejection.reason).inc()
+        raise
+
+
+class ClipAnalysis:
+    """One request's clip, analysed either into one response or into NDJSON lines."""
+
+    filename: str | None = None
+    request_id: str = "-"
+
+    def __init__(self, runtime: Runtime, clip: Clip, fps: float, smoothing: float) -> None:
+        self.runtime, self.clip, self.fps = runtime, clip, min(fps, clip.info.fps)
+        self.tracker = FaceTracker(smoothing, runtime.settings.track_max_gap_s)
+        self.classes = runtime.pipeline.classifier.classes
+
+    def _frames(self) -> aclosing:
+        r = self.runtime
+        return aclosing(analyse_clip(self.clip, self.fps, r.pipeline, r.batcher.classify, self.tracker, r.metrics))
+
+    def _summary(self, keep_timeline: bool) -> ClipSummary:
+        return ClipSummary(self.classes, self.runtime.settings.track_min_frames, keep_timeline)
+
+    def _result(self, summary: ClipSummary) -> VideoResponse:
+        if summary.frames_analysed == 0:
+            self.runtime.metrics.rejected.labels("undecodable").inc()
+            raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
+        tracks = summary.track_results()
+        self.runtime.metrics.video_clips.inc()
+        self.runtime.metrics.tracks_per_clip.observe(len(tracks))
+        info = self.clip.info
+        return VideoResponse(
+            request_id=self.request_id,
+            models={role: ModelRef(name=m.name, version=m.version) for role, m in self.runtime.models().items()},
+            video=VideoInfo(
+                filename=self.filename,
+                width=info.width,
+                height=info.height,
+                fps=info.fps,
+                duration_ms=info.duration_ms,
+                frames_analysed=summary.frames_analysed,
+            ),
+            tracks=tracks,
+            summary=summary.summary(),
+        )
+
+    async def response(self) -> VideoResponse:
+        summary = self._summary(keep_timeline=True)
+        async with self._frames() as frames:
+            async for frame in frames:
+                summary.add(frame, [tracked_face(f, self.classes) for f in frame.faces])
+        return self._result(summary)
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """A line per frame, then the summaries. Errors once streaming has begun end it with an error line."""
+        summary = self._summary(keep_timeline=False)
+        timeout = self.runtime.settings.video_timeout_s
+        deadline = time.monotonic() + timeout
+        try:
+            with self.runtime.admission.slot():
+                async with self._frames() as frames:
+                    async for frame in frames:
+                        faces = [tracked_face(f, self.classes) for f in frame.faces]
+                        summary.add(frame, faces)
+                        line = {"time_ms": frame.time_ms, "faces": [f.model_dump() for f in faces]}
+                        yield (json.dumps(line) + "\n").encode()
+                        if time.monotonic() > deadline:
+                            raise ApiError(504, "timeout", f"not finished within {timeout} s")
+                yield (self._result(summary).model_dump_json(exclude=WITHOUT_TIMELINES) + "\n").encode()
+        except ApiError as error:
+            body = {"error": {"code": error.code, "message": error.message, "request_id": self.request_id}}
+            yield (json.dumps(body) + "\n").encode()
