@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     video_max_frames: int = Field(3000, ge=1, description="Most frames analysed in one request.")
     video_timeout_s: float = Field(300.0, gt=0, description="Longest a video request may take before a 504.")
 
+    # Live streams (WebSocket /v1/stream)
+    stream_max_streams: int = Field(16, ge=1, description="Most streams open at once; past it, close code 1013.")
+    stream_max_frame_bytes: int = Field(
+        4 * 2**20, ge=1024, description="Largest frame message; past it, close code 1009."
+    )
+    stream_max_frame_pixels: int = Field(3840 * 2160, ge=1, description="Largest frame, width x height.")
+    stream_idle_timeout_s: float = Field(30.0, gt=0, description="A stream with no message for this long is closed.")
+    stream_smoothing_s: float = Field(1.0, ge=0, description="Default smoothing of a stream, in seconds.")
+
     # Tracking (video and live streams)
     track_max_gap_s: float = Field(
         1.0, ge=0, description="A track ends when its face has been missing for longer than this, in seconds."

@@ -21,7 +21,7 @@ from service.config import Settings, get_settings
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
-from service.routes import annotate, demo, ops, predict, video
+from service.routes import annotate, demo, ops, predict, stream, video
 from service.runtime import Runtime, load_runtime, warm_up
 from service.security import require_api_key
 
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         unready_on_sigterm(runtime)
         yield
         runtime.set_ready(False)
+        await runtime.streams.close_all(settings.request_timeout_s)
         runtime.batcher.stop()
 
     app = FastAPI(
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router, dependencies=keyed, include_in_schema=False)  # /predict, kept as an alias
     app.include_router(annotate.router, prefix="/v1", dependencies=keyed)
     app.include_router(video.router, prefix="/v1", dependencies=keyed)
+    app.include_router(stream.router, prefix="/v1")  # checks its own keys: see service.routes.stream
     app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     return app

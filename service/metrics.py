@@ -66,6 +66,19 @@ class Metrics:
             buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 32),
             registry=r,
         )
+        self.streams_open = Gauge("emotion_streams_open", "Live streams open.", registry=r)
+        self.stream_frames = Counter(
+            "emotion_stream_frames",
+            "Live stream frames by outcome: received, analysed, dropped (replaced by a newer one) or rejected.",
+            ["outcome"],
+            registry=r,
+        )
+        self.stream_latency_seconds = Histogram(
+            "emotion_stream_frame_latency_seconds",
+            "From a stream frame's arrival to its answer being sent.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.model_info = Gauge(
             "emotion_model_info", "Loaded models (value 1).", ["role", "name", "version", "sha256"], registry=r
         )

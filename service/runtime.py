@@ -12,6 +12,7 @@ from service.batcher import MicroBatcher
 from service.classifier import EmotionClassifier
 from service.config import Settings
 from service.detector import RetinaFaceDetector
+from service.live import StreamRegistry
 from service.metrics import Metrics
 from service.model_store import StoredModel, resolve
 from service.pipeline import Pipeline
@@ -28,6 +29,7 @@ class Runtime:
     pipeline: Pipeline
     batcher: MicroBatcher
     admission: Admission
+    streams: StreamRegistry
     ready: bool = False
 
     def models(self) -> dict[str, StoredModel]:
@@ -58,7 +60,8 @@ def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
         metrics.model_info.labels(role, model.name, model.version, model.sha256).set(1)
         log.info("loaded %s model %s version %s sha256 %s", role, model.name, model.version, model.sha256)
     admission = Admission(settings.max_concurrent_requests, metrics)
-    return Runtime(settings, metrics, detector_model, emotion_model, pipeline, batcher, admission)
+    streams = StreamRegistry(settings.stream_max_streams)
+    return Runtime(settings, metrics, detector_model, emotion_model, pipeline, batcher, admission, streams)
 
 
 def warm_up(runtime: Runtime) -> None:
