@@ -1,50 +1,118 @@
-"""Run the service's pipeline on local files, without a server.
+"""Run the service's pipeline on local photos and clips, without a server.
 
     python -m service.cli predict PATH... [--format jsonl|csv] [--output FILE] [--annotate DIR]
+        [--fps 5] [--smoothing 1.0] [--summary]
 
-PATH is an image or a folder (searched recursively). Writes one row per face: the file, the face's
-box, detection score, the seven probabilities and the dominant emotion. Files that are not usable
-images are reported on stderr and skipped; the exit status is then 1.
+PATH is a photo, a clip or a folder (searched recursively). Writes one row per face: the file, the
+face's box, detection score, the seven probabilities and the dominant emotion; a clip gives one row
+per face per analysed frame, with its `time_ms` and `track_id` (the emotions smoothed over the
+track). With --summary, one row per person instead: a clip's tracks with their mean emotions, a
+photo's faces as one-frame tracks. Files that are not usable are reported on stderr and skipped;
+the exit status is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import TextIO
+
+import numpy as np
 
 from service.annotate import draw_faces, encode
 from service.config import get_settings
 from service.errors import ImageRejected
+from service.imaging import sniff_container, sniff_format
 from service.metrics import Metrics
 from service.results import image_result
-from service.runtime import load_runtime
+from service.runtime import Runtime, load_runtime
+from service.tracking import FaceTracker
+from service.video import ClipSummary, analyse_clip, tracked_face, video_limits
+from service.video_decode import Clip
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"}
+BOX = ["x", "y", "width", "height", "detection_score"]
 
 
-def image_files(paths: list[Path]) -> Iterator[Path]:
+def media_files(paths: list[Path]) -> Iterator[Path]:
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
         else:
             yield path
 
 
+def is_clip(path: Path) -> bool:
+    """The bytes decide; a GIF is analysed as a photo (its first frame), as by POST /v1/predict."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return False
+    return sniff_format(head) is None and sniff_container(head) is not None
+
+
+def face_row(face: dict) -> dict:
+    """A face of the public schema, flattened: box, detection score, the seven probabilities, dominant emotion."""
+    scores = {"detection_score": face["detection_score"], **face["emotions"]}
+    return face["box"] | scores | {"dominant_emotion": face["dominant_emotion"]}
+
+
 def face_rows(file: str, result: dict) -> Iterator[dict]:
     for index, face in enumerate(result["faces"]):
-        yield {
-            "file": file,
-            "face": index,
-            **face["box"],
-            "detection_score": face["detection_score"],
-            **face["emotions"],
-            "dominant_emotion": face["dominant_emotion"],
-        }
+        yield {"file": file, "face": index} | face_row(face)
+
+
+def photo_summary_rows(file: str, result: dict) -> Iterator[dict]:
+    """A photo's faces as one-frame tracks, so --summary has one shape for photos and clips."""
+    for index, face in enumerate(result["faces"]):
+        row = {"file": file, "track_id": index + 1, "first_ms": 0.0, "last_ms": 0.0, "frames": 1}
+        yield row | face["emotions"] | {"dominant_emotion": face["dominant_emotion"]}
+
+
+async def clip_rows(
+    runtime: Runtime, path: Path, fps: float, smoothing: float, summary_only: bool
+) -> AsyncIterator[dict]:
+    """A clip's rows: one per face per analysed frame, or with `summary_only` one per track at the end."""
+    settings, pipeline = runtime.settings, runtime.pipeline
+    classes = pipeline.classifier.classes
+    clip = Clip(path.read_bytes(), video_limits(settings))
+    clip.check_sampling(fps)
+    summary = ClipSummary(classes, settings.track_min_frames, keep_timeline=False)
+
+    async def classify(crops: np.ndarray) -> np.ndarray:
+        return pipeline.classifier(crops)
+
+    tracker = FaceTracker(smoothing, settings.track_max_gap_s)
+    frames = analyse_clip(clip, min(fps, clip.info.fps), pipeline, classify, tracker, runtime.metrics)
+    async with aclosing(frames):
+        async for frame in frames:
+            faces = [tracked_face(f, classes) for f in frame.faces]
+            summary.add(frame, faces)
+            if summary_only:
+                continue
+            for index, face in enumerate(faces):
+                timing = {"file": str(path), "time_ms": frame.time_ms, "track_id": face.track_id, "face": index}
+                yield timing | face_row(face.model_dump())
+    if summary_only:
+        for track in summary.track_results():
+            row = {"file": str(path), **track.model_dump(include={"track_id", "first_ms", "last_ms", "frames"})}
+            yield row | track.emotions.model_dump() | {"dominant_emotion": track.dominant_emotion}
+
+
+def columns(classes: tuple[str, ...], any_clip: bool, summary: bool) -> list[str]:
+    if summary:
+        return ["file", "track_id", "first_ms", "last_ms", "frames", *classes, "dominant_emotion"]
+    timing = ["time_ms", "track_id"] if any_clip else []
+    return ["file", *timing, "face", *BOX, *classes, "dominant_emotion"]
 
 
 def progress(done: int, total: int, stream: TextIO = sys.stderr) -> None:
@@ -54,33 +122,38 @@ def progress(done: int, total: int, stream: TextIO = sys.stderr) -> None:
         stream.flush()
 
 
-def predict(paths: list[Path], out: TextIO, fmt: str, annotate_dir: Path | None) -> int:
+class RowWriter:
+    def __init__(self, out: TextIO, fmt: str, fieldnames: list[str]) -> None:
+        self.out = out
+        self.csv = csv.DictWriter(out, fieldnames=fieldnames, restval="") if fmt == "csv" else None
+        if self.csv is not None:
+            self.csv.writeheader()
+
+    def write(self, row: dict) -> None:
+        if self.csv is None:
+            self.out.write(json.dumps(row) + "\n")
+        else:
+            self.csv.writerow(row)
+
+
+def predict(paths: list[Path], out: TextIO, options: argparse.Namespace) -> int:
     runtime = load_runtime(get_settings(), Metrics())
     pipeline = runtime.pipeline
     classes = pipeline.classifier.classes
-    files = list(image_files(paths))
-    columns = ["file", "face", "x", "y", "width", "height", "detection_score", *classes, "dominant_emotion"]
-    writer = csv.DictWriter(out, fieldnames=columns) if fmt == "csv" else None
-    if writer is not None:
-        writer.writeheader()
+    files = list(media_files(paths))
+    clips = {path for path in files if is_clip(path)}
+    writer = RowWriter(out, options.format, columns(classes, bool(clips), options.summary))
     failures = 0
     for done, path in enumerate(files, start=1):
         try:
-            analysed = pipeline.analyse(path.read_bytes())
+            if path in clips:
+                asyncio.run(write_clip(runtime, path, writer, options))
+            else:
+                write_photo(runtime, path, writer, options)
         except (ImageRejected, OSError) as error:
             failures += 1
             print(f"\nskipped {path}: {getattr(error, 'message', error)}", file=sys.stderr)
             continue
-        result = image_result(path.name, analysed, classes).model_dump()
-        for row in face_rows(str(path), result):
-            if writer is None:
-                out.write(json.dumps(row) + "\n")
-            else:
-                writer.writerow(row)
-        if annotate_dir is not None:
-            annotate_dir.mkdir(parents=True, exist_ok=True)
-            drawn = draw_faces(analysed.image, analysed.detections, analysed.probabilities, classes)
-            (annotate_dir / f"{path.stem}.annotated.jpg").write_bytes(encode(drawn, "jpeg"))
         progress(done, len(files))
     progress(len(files), len(files))
     if sys.stderr.isatty():
@@ -88,21 +161,43 @@ def predict(paths: list[Path], out: TextIO, fmt: str, annotate_dir: Path | None)
     return 1 if failures else 0
 
 
+async def write_clip(runtime: Runtime, path: Path, writer: RowWriter, options: argparse.Namespace) -> None:
+    async for row in clip_rows(runtime, path, options.fps, options.smoothing, options.summary):
+        writer.write(row)
+
+
+def write_photo(runtime: Runtime, path: Path, writer: RowWriter, options: argparse.Namespace) -> None:
+    pipeline = runtime.pipeline
+    classes = pipeline.classifier.classes
+    analysed = pipeline.analyse(path.read_bytes())
+    result = image_result(path.name, analysed, classes).model_dump()
+    rows = photo_summary_rows if options.summary else face_rows
+    for row in rows(str(path), result):
+        writer.write(row)
+    if options.annotate is not None:
+        options.annotate.mkdir(parents=True, exist_ok=True)
+        drawn = draw_faces(analysed.image, analysed.detections, analysed.probabilities, classes)
+        (options.annotate / f"{path.stem}.annotated.jpg").write_bytes(encode(drawn, "jpeg"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="emotion-cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("predict", help="analyse images and folders")
+    run = commands.add_parser("predict", help="analyse photos, clips and folders")
     run.add_argument("paths", nargs="+", type=Path)
     run.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     run.add_argument("--output", type=Path, help="write here instead of standard output")
-    run.add_argument("--annotate", type=Path, metavar="DIR", help="also write annotated copies to DIR")
+    run.add_argument("--annotate", type=Path, metavar="DIR", help="also write annotated copies of photos to DIR")
+    run.add_argument("--fps", type=float, default=5.0, help="clips: frames analysed per second of video")
+    run.add_argument("--smoothing", type=float, default=1.0, help="clips: seconds of smoothing per person")
+    run.add_argument("--summary", action="store_true", help="one row per person (track) instead of per face")
     args = parser.parse_args(argv)
     if args.output is None:
-        return predict(args.paths, sys.stdout, args.format, args.annotate)
+        return predict(args.paths, sys.stdout, args)
     with args.output.open("w", newline="") as out:
-        return predict(args.paths, out, args.format, args.annotate)
+        return predict(args.paths, out, args)
 
 
 if __name__ == "__main__":

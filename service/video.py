@@ -16,16 +16,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from service.config import Settings
 from service.metrics import Metrics
 from service.pipeline import AsyncClassify, Pipeline, PreparedImage
 from service.results import face_result
 from service.schemas import EmotionScores, Peak, TimelineEntry, TrackedFace, TrackResult, VideoSummary
 from service.tracking import CutDetector, FaceTracker
 from service.tracking import TrackedFace as Tracked
-from service.video_decode import Clip
+from service.video_decode import Clip, VideoLimits
 
 # Frames the reader may prepare ahead of classification.
 READ_AHEAD = 2
+
+
+def video_limits(settings: Settings) -> VideoLimits:
+    s = settings
+    return VideoLimits(s.video_max_bytes, s.video_max_duration_s, s.video_max_frame_pixels, s.video_max_frames)
 
 
 @dataclass(frozen=True)

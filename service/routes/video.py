@@ -22,8 +22,8 @@ from service.routes.uploads import ERRORS
 from service.runtime import Runtime
 from service.schemas import ErrorResponse, ModelRef, VideoInfo, VideoResponse
 from service.tracking import FaceTracker
-from service.video import ClipSummary, analyse_clip, tracked_face
-from service.video_decode import ACCEPTED, Clip, VideoLimits
+from service.video import ClipSummary, analyse_clip, tracked_face, video_limits
+from service.video_decode import ACCEPTED, Clip
 
 router = APIRouter(tags=["video"])
 NDJSON = "application/x-ndjson"
@@ -65,10 +65,8 @@ async def video(
 
 async def open_clip(runtime: Runtime, data: bytes, fps: float) -> Clip:
     """Open and check the clip off the event loop: FFmpeg probes the container here."""
-    s = runtime.settings
-    limits = VideoLimits(s.video_max_bytes, s.video_max_duration_s, s.video_max_frame_pixels, s.video_max_frames)
     try:
-        clip = await asyncio.to_thread(Clip, data, limits)
+        clip = await asyncio.to_thread(Clip, data, video_limits(runtime.settings))
         clip.check_sampling(fps)
         return clip
     except ImageRejected as rejection:

@@ -7,6 +7,7 @@ import pytest
 
 from service.cli import main
 from tests.conftest import fer_faces
+from tests.service.clips import VIDEO_DIR
 from training.scenes import place_faces
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -64,3 +65,29 @@ def test_bad_files_are_reported_and_skipped(photos: Path, tmp_path: Path, capsys
     assert status == 1
     assert "skipped" in capsys.readouterr().err
     assert len(out.read_text().splitlines()) == 1
+
+
+def test_a_clip_gives_a_row_per_face_per_frame_with_its_track(tmp_path: Path) -> None:
+    out = tmp_path / "faces.csv"
+    clip = VIDEO_DIR / "two-people-head-pose.webm"
+    assert main(["predict", str(clip), "--format", "csv", "--output", str(out), "--fps", "2"]) == 0
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:4] == ["file", "time_ms", "track_id", "face"]
+    times = sorted({float(r["time_ms"]) for r in rows})
+    assert len(times) == 10 and len(rows) == 20  # 4.7 s at 2 fps, two people in every frame
+    assert {r["track_id"] for r in rows} == {"1", "2"}
+
+
+def test_summary_has_a_row_per_person_for_clips_and_photos(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "people.jsonl"
+    clip = VIDEO_DIR / "two-people-head-pose.webm"
+    assert main(["predict", str(clip), str(photos / "two.jpg"), "--summary", "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    from_clip = [r for r in rows if r["file"].endswith(".webm")]
+    assert [r["track_id"] for r in from_clip] == [1, 2]
+    assert all(r["frames"] == 23 and r["last_ms"] > 4000 for r in from_clip)
+    from_photo = [r for r in rows if r["file"].endswith(".jpg")]
+    assert [(r["track_id"], r["frames"]) for r in from_photo] == [(1, 1), (2, 1)]
+    for row in rows:
+        assert sum(row[c] for c in CLASSES) == pytest.approx(1, abs=1e-4)
