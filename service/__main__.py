@@ -12,8 +12,8 @@ from service.middleware import configure_logging
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
-    # uvicorn drains requests on SIGTERM, then re-raises the signal with this handler restored:
-    # exit 0, since a drained shutdown is a clean one.
+    # After service.shutdown's drain, uvicorn finishes requests, then re-raises SIGTERM with this
+    # handler restored: exit 0, since a drained shutdown is a clean one.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "service.main:create_app",
@@ -23,7 +23,8 @@ def main() -> None:
         workers=settings.workers,
         log_config=None,  # keep our format, with request ids
         access_log=False,  # the request middleware logs each request without client data
-        timeout_graceful_shutdown=settings.request_timeout_s + 5,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        ws_max_size=settings.stream_max_frame_bytes + 1024,  # larger frames get our own 1009 close
     )
 
 

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(30.0, gt=0, description="Longest a predict request may take before a 504.")
 
+    # Shutdown (see service.shutdown)
+    drain_s: float = Field(
+        5.0, ge=0, description="After SIGTERM, seconds of serving with readiness off, for balancers to stop sending."
+    )
+    shutdown_timeout_s: float = Field(
+        30.0, gt=0, description="After the drain, longest wait for requests and streams in flight."
+    )
+
     # Access
     api_keys: SecretStr = Field(
         SecretStr(""), description="Comma-separated API keys; empty (and no file) disables keys."

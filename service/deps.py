@@ -22,7 +22,7 @@ async def get_runtime(request: Request) -> Runtime | None:
 
 
 async def get_ready_runtime(runtime: Annotated[Runtime | None, Depends(get_runtime)]) -> Runtime:
-    if runtime is None or not runtime.ready:
+    if runtime is None or not runtime.serving:
         raise ApiError(
             503,
             "not_ready",

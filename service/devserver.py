@@ -48,12 +48,14 @@ class LiveService:
 
 
 @contextlib.contextmanager
-def running_service(startup_timeout_s: float = 60, **settings: object) -> Iterator[LiveService]:
+def running_service(
+    startup_timeout_s: float = 60, port: int | None = None, **settings: object
+) -> Iterator[LiveService]:
     """Yield the running service once /readyz answers 200; settings become EMOTION_* variables.
 
-    It is killed on exit if still running.
+    It listens on `port`, or on a free one. It is killed on exit if still running.
     """
-    env = {**os.environ, "EMOTION_HOST": "127.0.0.1", "EMOTION_PORT": str(free_port())}
+    env = {**os.environ, "EMOTION_HOST": "127.0.0.1", "EMOTION_PORT": str(port or free_port())}
     env.update({f"EMOTION_{key.upper()}": str(value) for key, value in settings.items()})
     with tempfile.TemporaryFile(mode="w+") as log_file:
         process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stderr=log_file, text=True)

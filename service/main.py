@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import signal
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import FrameType
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,28 +18,9 @@ from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
 from service.routes import annotate, demo, ops, predict, stream, video
-from service.runtime import Runtime, load_runtime, warm_up
+from service.runtime import load_runtime, warm_up
 from service.security import require_api_key
-
-log = logging.getLogger(__name__)
-
-
-def unready_on_sigterm(runtime: Runtime) -> None:
-    """Turn readiness off the moment SIGTERM arrives, then let uvicorn's own handler drain requests.
-
-    Only the main thread may set signal handlers; in-process test clients run elsewhere and skip it.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        runtime.set_ready(False)
-        log.info("SIGTERM: readiness off, finishing requests in flight")
-        if callable(previous):
-            previous(signum, frame)
-
-    signal.signal(signal.SIGTERM, handler)
+from service.shutdown import Drain
 
 
 def video_body_limit(settings: Settings) -> int:
@@ -68,10 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(warm_up, runtime)
         runtime.batcher.start()
         runtime.set_ready(True)
-        unready_on_sigterm(runtime)
+        Drain(runtime, asyncio.get_running_loop()).install()
         yield
         runtime.set_ready(False)
-        await runtime.streams.close_all(settings.request_timeout_s)
+        await runtime.streams.close_all(settings.shutdown_timeout_s)
         runtime.batcher.stop()
 
     app = FastAPI(

@@ -66,7 +66,10 @@ class RequestContextMiddleware:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status, response_started = message["status"], True
-                MutableHeaders(scope=message)["x-request-id"] = request_id
+                headers = MutableHeaders(scope=message)
+                headers["x-request-id"] = request_id
+                if draining(scope):  # see service.shutdown
+                    headers["connection"] = "close"
             await send(message)
 
         limit = self.route_body_limits.get(scope["path"], self.max_body_bytes)
@@ -103,6 +106,11 @@ class RequestContextMiddleware:
             self.metrics.request_seconds.labels(path).observe(elapsed)
             log.info("%s %s %d %.1fms", scope["method"], path, status, elapsed * 1000)
             request_id_var.reset(token)
+
+
+def draining(scope: Scope) -> bool:
+    runtime = getattr(scope["app"].state, "runtime", None)
+    return runtime is not None and runtime.draining
 
 
 async def send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:

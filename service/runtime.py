@@ -30,14 +30,22 @@ class Runtime:
     batcher: MicroBatcher
     admission: Admission
     streams: StreamRegistry
-    ready: bool = False
+    ready: bool = False  # what /readyz reports: loaded, warmed, and not shutting down
+    serving: bool = False  # whether requests are taken: still true while draining
+    draining: bool = False
 
     def models(self) -> dict[str, StoredModel]:
         return {"detector": self.detector_model, "emotion": self.emotion_model}
 
     def set_ready(self, ready: bool) -> None:
-        self.ready = ready
+        self.ready = self.serving = ready
         self.metrics.ready.set(int(ready))
+
+    def start_draining(self) -> None:
+        """Out of the balancer's rotation, while still serving whatever it sends meanwhile."""
+        self.draining = True
+        self.ready = False
+        self.metrics.ready.set(0)
 
 
 def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:

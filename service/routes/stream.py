@@ -25,7 +25,7 @@ async def stream(websocket: WebSocket) -> None:
     offered: list[str] = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     runtime = getattr(websocket.app.state, "runtime", None)
-    if runtime is None or not runtime.ready or not runtime.streams.has_room():
+    if runtime is None or not runtime.serving or not runtime.streams.has_room():
         await close(websocket, TRY_AGAIN_LATER, "not ready or at the stream limit; retry shortly")
         return
     presented = next((p.removeprefix(KEY_PREFIX) for p in offered if p.startswith(KEY_PREFIX)), None)

@@ -1,0 +1,174 @@
+"""Two real service processes behind a real HAProxy (deploy/haproxy/haproxy.cfg), under closed-loop load.
+
+Rolling restarts lose nothing; a killed or hung instance costs only the requests it was holding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from service.config import PROJECT_ROOT
+from service.devserver import free_port, running_service
+from tests.conftest import fer_faces, jpeg
+from training.scenes import place_faces
+
+CONFIG = PROJECT_ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+PHOTO = jpeg(place_faces(fer_faces("happy", 1), 240, 320, 120, seed=70).image)
+CLIENTS = 6
+# Short enough for a quick test, longer than the balancer's 2 checks 500 ms apart.
+DRAIN_S = 2.0
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("haproxy") is None, reason="haproxy is not installed (apt-get install haproxy)"
+)
+
+
+@dataclass
+class Outcome:
+    sent: float
+    done: float
+    status: int  # 0 for a connection error
+    server: str | None
+
+
+@dataclass
+class Load:
+    """Closed-loop clients posting one-face photos through the balancer until stopped (or 5 minutes)."""
+
+    url: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def client(self) -> None:
+        with httpx.Client(timeout=30) as http:
+            deadline = time.monotonic() + 300
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                sent = time.monotonic()
+                try:
+                    response = http.post(self.url, files={"files": ("a.jpg", PHOTO, "image/jpeg")})
+                    status, server = response.status_code, response.headers.get("x-served-by")
+                except httpx.HTTPError:
+                    status, server = 0, None
+                self.outcomes.append(Outcome(sent, time.monotonic(), status, server))
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Load]:
+        threads = [threading.Thread(target=self.client) for _ in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        try:
+            yield self
+        finally:
+            self.stop.set()
+            for thread in threads:
+                thread.join(timeout=60)
+
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status != 200]
+
+    def served_by(self, server: str, after: float) -> int:
+        return sum(o.server == server and o.sent > after for o in self.outcomes)
+
+
+def wait_until(condition, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.fixture()
+def balancer() -> Iterator[tuple[str, list[int]]]:
+    """HAProxy on a free loopback port, in front of two more free ports for the instances."""
+    port, backends = free_port(), [free_port(), free_port()]
+    env = {
+        **os.environ,
+        "BIND": f"127.0.0.1:{port}",
+        "API_1": f"127.0.0.1:{backends[0]}",
+        "API_2": f"127.0.0.1:{backends[1]}",
+    }
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(["haproxy", "-db", "-f", str(CONFIG)], env=env, stdout=log, stderr=log)
+        try:
+            yield f"http://127.0.0.1:{port}", backends
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def instance(port: int):
+    return running_service(port=port, drain_s=DRAIN_S, shutdown_timeout_s=20)
+
+
+def test_rolling_restart_of_both_instances_fails_no_request(balancer: tuple[str, list[int]]) -> None:
+    base, ports = balancer
+    load = Load(f"{base}/v1/predict")
+    with contextlib.ExitStack() as stack:
+        services = [stack.enter_context(instance(p)) for p in ports]
+        wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200)
+        with load.running():
+            for index, port in enumerate(ports):
+                time.sleep(2)
+                services[index].process.send_signal(signal.SIGTERM)
+                assert services[index].process.wait(timeout=60) == 0
+                restarted_at = time.monotonic()
+                services[index] = stack.enter_context(instance(port))
+                ready_at = time.monotonic()
+                name = f"api-{index + 1}"
+                wait_until(lambda name=name, ready_at=ready_at: load.served_by(name, ready_at) > 3)
+                # The balancer sent it nothing before it was ready: it cannot even connect before then.
+                assert not any(o.server == name and restarted_at < o.done < ready_at for o in load.outcomes)
+            time.sleep(1)
+    assert len(load.outcomes) > 50
+    assert load.failures() == []
+    assert load.served_by("api-1", 0) and load.served_by("api-2", 0)
+
+
+def test_a_killed_instance_fails_only_the_requests_it_was_holding(balancer: tuple[str, list[int]]) -> None:
+    base, ports = balancer
+    load = Load(f"{base}/v1/predict")
+    with instance(ports[0]) as first, instance(ports[1]):
+        wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200)
+        with load.running():
+            time.sleep(3)
+            killed_at = time.monotonic()
+            first.process.kill()
+            time.sleep(4)
+    failures = load.failures()
+    assert len(failures) <= CLIENTS  # at most one in flight per client on the killed instance
+    # None sent after the balancer's next health checks (2 failed, 500 ms apart) failed.
+    assert all(f.sent < killed_at + 1.0 for f in failures)
+    assert sum(o.sent > killed_at + 1 for o in load.outcomes) > 10  # the other instance carried on
+
+
+def test_a_hung_instance_is_taken_out_and_comes_back(balancer: tuple[str, list[int]]) -> None:
+    base, ports = balancer
+    load = Load(f"{base}/v1/predict")
+    with instance(ports[0]) as first, instance(ports[1]):
+        wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200)
+        with load.running():
+            time.sleep(3)
+            stopped_at = time.monotonic()
+            first.process.send_signal(signal.SIGSTOP)
+            time.sleep(5)
+            first.process.send_signal(signal.SIGCONT)
+            resumed_at = time.monotonic()
+            wait_until(lambda: load.served_by("api-1", resumed_at + 1) > 3, timeout_s=30)
+    failures = load.failures()
+    # Requests the hung instance held wait for it and are answered once it resumes, or time out at
+    # the balancer: either way, only those sent before the health checks took it out (1 s).
+    assert all(f.sent < stopped_at + 1.5 for f in failures)
+    assert len(failures) <= CLIENTS
+    assert sum(o.sent > stopped_at + 2 and o.done < resumed_at for o in load.outcomes) > 5  # api-2 carried on
