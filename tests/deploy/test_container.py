@@ -74,8 +74,27 @@ def test_prometheus_scrapes_the_service_metrics_path() -> None:
     config = yaml.safe_load((PROJECT_ROOT / "deploy/prometheus/prometheus.yml").read_text())
     (job,) = config["scrape_configs"]
     assert job["metrics_path"] == "/metrics"
-    assert job["static_configs"][0]["targets"] == ["api:8000"]
-    assert "8000:8000" in compose["services"]["api"]["ports"]
+    apis = sorted(name for name in compose["services"] if name.startswith("api-"))
+    assert len(apis) >= 2
+    assert job["static_configs"][0]["targets"] == [f"{name}:8000" for name in apis]
+
+
+def test_compose_puts_the_instances_behind_the_balancer_with_health_checks() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services = compose["services"]
+    balancer = services["balancer"]
+    assert "8000:8000" in balancer["ports"]
+    assert "./deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in balancer["volumes"]
+    config = (PROJECT_ROOT / "deploy/haproxy/haproxy.cfg").read_text()
+    for index, name in enumerate(sorted(n for n in services if n.startswith("api-")), start=1):
+        assert balancer["environment"][f"API_{index}"] == f"{name}:8000"
+        assert f'"${{API_{index}}}"' in config
+        assert balancer["depends_on"][name]["condition"] == "service_healthy"
+        assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
+        assert "ports" not in services[name]  # reached only through the balancer
+        grace = float(services[name]["stop_grace_period"].removesuffix("s"))
+        env = services[name]["environment"]
+        assert grace > float(env["EMOTION_DRAIN_S"]) + float(env["EMOTION_SHUTDOWN_TIMEOUT_S"])
     promtool = shutil.which("promtool")
     if promtool:
         subprocess.run(

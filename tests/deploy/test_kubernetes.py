@@ -35,6 +35,7 @@ def test_every_object_validates(overlay: str) -> None:
         "Deployment",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "Ingress",
     }
     for doc in docs:
         kubernetes_validate.validate(doc, "1.32.0", strict=True)
@@ -61,15 +62,13 @@ def test_probes_ports_and_settings_match_the_app(overlay: str, client: TestClien
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_pods_are_locked_down_and_drain_before_stopping(overlay: str) -> None:
+def test_pods_are_locked_down(overlay: str) -> None:
     pod = by_kind(render(overlay))["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     security = container["securityContext"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert security["readOnlyRootFilesystem"] is True and security["capabilities"]["drop"] == ["ALL"]
     assert security["allowPrivilegeEscalation"] is False
-    pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
-    assert pod["terminationGracePeriodSeconds"] > pause + 30  # room for the longest request after the pause
     assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
 
 
@@ -82,3 +81,27 @@ def test_prod_reads_api_keys_from_the_mounted_secret() -> None:
     assert key_file.startswith(mount["mountPath"] + "/")
     assert volume["secret"]["secretName"] == "emotion-service-api-keys"
     assert "EMOTION_API_KEYS_FILE" not in by_kind(render("dev"))["ConfigMap"]["data"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_grace_period_covers_the_drain_and_the_shutdown(overlay: str) -> None:
+    objects = by_kind(render(overlay))
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    config = objects["ConfigMap"]["data"]
+    drain, shutdown = float(config["EMOTION_DRAIN_S"]), float(config["EMOTION_SHUTDOWN_TIMEOUT_S"])
+    # Readiness fails within the drain, so endpoints drop the pod while it still serves.
+    probe = pod["containers"][0]["readinessProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] <= drain
+    assert pod["terminationGracePeriodSeconds"] > drain + shutdown
+    assert "lifecycle" not in pod["containers"][0]  # no preStop pause: the drain does its work
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_carries_clips_and_long_lived_streams(overlay: str) -> None:
+    ingress = by_kind(render(overlay))["Ingress"]
+    annotations = ingress["metadata"]["annotations"]
+    body_mib = int(annotations["nginx.ingress.kubernetes.io/proxy-body-size"].removesuffix("m"))
+    assert body_mib * 2**20 > Settings().video_max_bytes
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= Settings().stream_idle_timeout_s
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == by_kind(render(overlay))["Service"]["metadata"]["name"]
