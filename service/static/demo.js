@@ -1,5 +1,7 @@
-// The demo page: a photo or webcam frames go to POST /v1/predict; faces are drawn on a canvas and
-// each face's seven probabilities shown as bars. Only the public API is used.
+// The demo page. Photo: POST /v1/predict. Video: POST /v1/video, then the clip plays with each
+// person boxed from the returned timeline and their emotions charted below. Webcam: frames go over
+// the /v1/stream WebSocket and the tracked, smoothed answers are drawn as they come. Only the
+// public API is used.
 "use strict";
 
 const COLOURS = {
@@ -7,61 +9,80 @@ const COLOURS = {
   sad: "#1e78c8", surprise: "#ff8c00", neutral: "#aaaaaa",
 };
 const EMOTIONS = Object.keys(COLOURS);
+// One colour per person (track), so a box keeps its colour while its label changes.
+const PERSON_COLOURS = ["#2f6fde", "#e0457b", "#1aa37a", "#f08c00", "#7b5cd6", "#0f9bb5", "#b5651d", "#5f7d1a"];
 
 const $ = (id) => document.getElementById(id);
 const view = $("view");
 const ctx = view.getContext("2d");
-let webcam = null; // {stream, timer, busy}
+let webcam = null; // {stream, socket, timer, answered, started}
+let clipResult = null;
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
   $("status").classList.toggle("error", isError);
 }
 
-async function predict(blob, name) {
-  const form = new FormData();
-  form.append("files", blob, name);
-  const headers = {};
+function apiHeaders() {
   const key = $("api-key").value.trim();
-  if (key) headers["X-API-Key"] = key;
-  const started = performance.now();
-  const response = await fetch("/v1/predict", { method: "POST", body: form, headers });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error ? `${body.error.code}: ${body.error.message}` : response.statusText);
-  return { result: body.images[0], ms: performance.now() - started };
+  return key ? { "X-API-Key": key } : {};
 }
 
-function drawFaces(source, faces) {
-  view.width = source.videoWidth || source.naturalWidth || source.width;
-  view.height = source.videoHeight || source.naturalHeight || source.height;
-  ctx.drawImage(source, 0, 0, view.width, view.height);
-  const line = Math.max(2, Math.round(Math.max(view.width, view.height) / 300));
-  ctx.font = `bold ${Math.max(12, line * 6)}px system-ui, sans-serif`;
+async function postFile(path, field, blob, name) {
+  const form = new FormData();
+  form.append(field, blob, name);
+  const started = performance.now();
+  const response = await fetch(path, { method: "POST", body: form, headers: apiHeaders() });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error ? `${body.error.code}: ${body.error.message}` : response.statusText);
+  return { body, ms: performance.now() - started };
+}
+
+const personColour = (face) => PERSON_COLOURS[(face.track_id - 1) % PERSON_COLOURS.length];
+
+// Boxes, landmarks and a label per face on a 2D context whose pixels are the image's pixels.
+function drawBoxes(context, width, height, faces, colourOf, labelOf) {
+  const line = Math.max(2, Math.round(Math.max(width, height) / 300));
+  context.font = `bold ${Math.max(12, line * 6)}px system-ui, sans-serif`;
   faces.forEach((face, index) => {
-    const colour = COLOURS[face.dominant_emotion];
-    const { x, y, width, height } = face.box;
-    ctx.lineWidth = line;
-    ctx.strokeStyle = colour;
-    ctx.strokeRect(x, y, width, height);
-    ctx.fillStyle = colour;
-    Object.values(face.landmarks).forEach((p) => { ctx.beginPath(); ctx.arc(p.x, p.y, line + 1, 0, 2 * Math.PI); ctx.fill(); });
-    const label = `${index + 1}. ${face.dominant_emotion} ${Math.round(face.emotions[face.dominant_emotion] * 100)}%`;
+    const colour = colourOf(face);
+    const { x, y, width: w, height: h } = face.box;
+    context.lineWidth = line;
+    context.strokeStyle = colour;
+    context.strokeRect(x, y, w, h);
+    context.fillStyle = colour;
+    Object.values(face.landmarks).forEach((p) => { context.beginPath(); context.arc(p.x, p.y, line + 1, 0, 2 * Math.PI); context.fill(); });
+    const label = labelOf(face, index);
     const textHeight = line * 6 + 6;
-    const top = y > textHeight ? y - textHeight : y + height;
-    ctx.fillRect(x, top, ctx.measureText(label).width + 8, textHeight);
-    ctx.fillStyle = "#000";
-    ctx.fillText(label, x + 4, top + textHeight - 5);
+    const top = y > textHeight ? y - textHeight : y + h;
+    context.fillRect(x, top, context.measureText(label).width + 8, textHeight);
+    context.fillStyle = "#000";
+    context.fillText(label, x + 4, top + textHeight - 5);
   });
 }
 
-function showBars(faces) {
+const percent = (face) => Math.round(face.emotions[face.dominant_emotion] * 100);
+
+function drawFaces(source, faces, tracked = false) {
+  view.width = source.videoWidth || source.naturalWidth || source.width;
+  view.height = source.videoHeight || source.naturalHeight || source.height;
+  ctx.drawImage(source, 0, 0, view.width, view.height);
+  const colourOf = tracked ? personColour : (face) => COLOURS[face.dominant_emotion];
+  const labelOf = tracked
+    ? (face) => `#${face.track_id} ${face.dominant_emotion} ${percent(face)}%`
+    : (face, index) => `${index + 1}. ${face.dominant_emotion} ${percent(face)}%`;
+  drawBoxes(ctx, view.width, view.height, faces, colourOf, labelOf);
+}
+
+function showBars(faces, tracked = false) {
   const list = $("faces");
   list.replaceChildren();
   faces.forEach((face, index) => {
     const item = document.createElement("li");
     item.className = "face";
     const title = document.createElement("h2");
-    title.textContent = `Face ${index + 1}: ${face.dominant_emotion}`;
+    title.textContent = tracked ? `Person #${face.track_id}: ${face.dominant_emotion}` : `Face ${index + 1}: ${face.dominant_emotion}`;
+    if (tracked) title.style.color = personColour(face);
     item.append(title);
     EMOTIONS.forEach((emotion) => {
       const value = face.emotions[emotion];
@@ -84,7 +105,8 @@ async function analyseFile(file) {
   setStatus(`Analysing ${file.name}…`);
   try {
     const image = await createImageBitmap(file, { imageOrientation: "from-image" });
-    const { result, ms } = await predict(file, file.name);
+    const { body, ms } = await postFile("/v1/predict", "files", file, file.name);
+    const result = body.images[0];
     drawFaces(image, result.faces);
     showBars(result.faces);
     setStatus(`${result.faces.length} face(s) found in ${Math.round(ms)} ms.`);
@@ -92,6 +114,111 @@ async function analyseFile(file) {
     setStatus(error.message, true);
   }
 }
+
+// --- Video: analyse once, then play with the timeline drawn over the clip ---------------------
+
+async function analyseClip(file) {
+  if (!file) return;
+  setStatus(`Analysing ${file.name}…`);
+  $("tracks").replaceChildren();
+  clipResult = null;
+  try {
+    const { body, ms } = await postFile("/v1/video", "file", file, file.name);
+    clipResult = body;
+    const clip = $("clip");
+    clip.src = URL.createObjectURL(file);
+    document.querySelector(".player").hidden = false;
+    body.tracks.forEach((track) => $("tracks").append(trackChart(track, body.video.duration_ms)));
+    const people = body.summary.people;
+    setStatus(`${people} ${people === 1 ? "person" : "people"} in ${body.video.frames_analysed} frames, analysed in ${Math.round(ms)} ms.`);
+    clip.play().catch(() => {}); // autoplay may be refused; the controls remain
+  } catch (error) {
+    setStatus(error.message, true);
+  }
+}
+
+// Each track's timeline entry nearest to `ms`, if it is within NEAREST_MS (between two analysed frames).
+const NEAREST_MS = 400;
+function facesAt(result, ms) {
+  const faces = [];
+  result.tracks.forEach((track) => {
+    let best = null;
+    for (const entry of track.timeline) {
+      if (!best || Math.abs(entry.time_ms - ms) < Math.abs(best.time_ms - ms)) best = entry;
+    }
+    if (best && Math.abs(best.time_ms - ms) <= NEAREST_MS) faces.push({ ...best, track_id: track.track_id });
+  });
+  return faces;
+}
+
+function drawClipFrame() {
+  const clip = $("clip");
+  const overlay = $("clip-overlay");
+  if (clipResult && clip.videoWidth) {
+    overlay.width = clip.videoWidth;
+    overlay.height = clip.videoHeight;
+    const context = overlay.getContext("2d");
+    context.clearRect(0, 0, overlay.width, overlay.height);
+    const ms = clip.currentTime * 1000;
+    const faces = facesAt(clipResult, ms);
+    drawBoxes(context, overlay.width, overlay.height, faces, personColour, (face) => `#${face.track_id} ${face.dominant_emotion} ${percent(face)}%`);
+    $("clip-now").textContent = `${(ms / 1000).toFixed(1)} s: ${faces.length} face(s)`;
+    document.querySelectorAll("#tracks canvas").forEach((canvas) => drawChart(canvas, ms));
+  }
+  requestAnimationFrame(drawClipFrame);
+}
+
+function trackChart(track, durationMs) {
+  const item = document.createElement("li");
+  const title = document.createElement("h2");
+  title.style.color = personColour(track);
+  title.textContent = `Person #${track.track_id}: mostly ${track.dominant_emotion}, ${(track.first_ms / 1000).toFixed(1)}–${(track.last_ms / 1000).toFixed(1)} s`;
+  const canvas = document.createElement("canvas");
+  canvas.width = 720;
+  canvas.height = 140;
+  canvas.track = track;
+  canvas.durationMs = Math.max(durationMs, track.last_ms, 1);
+  const legend = document.createElement("div");
+  legend.className = "legend";
+  EMOTIONS.forEach((emotion) => {
+    const swatch = document.createElement("span");
+    swatch.style.setProperty("--swatch", COLOURS[emotion]);
+    swatch.textContent = emotion;
+    legend.append(swatch);
+  });
+  item.append(title, canvas, legend);
+  drawChart(canvas, 0);
+  return item;
+}
+
+// One line per emotion (smoothed probability over time) and the playhead.
+function drawChart(canvas, playheadMs) {
+  const context = canvas.getContext("2d");
+  const { width, height, track, durationMs } = canvas;
+  const x = (ms) => (ms / durationMs) * width;
+  const y = (p) => height - 4 - p * (height - 8);
+  context.clearRect(0, 0, width, height);
+  context.strokeStyle = "#e3e7ee";
+  context.lineWidth = 1;
+  [0, 0.5, 1].forEach((p) => { context.beginPath(); context.moveTo(0, y(p)); context.lineTo(width, y(p)); context.stroke(); });
+  EMOTIONS.forEach((emotion) => {
+    context.strokeStyle = COLOURS[emotion];
+    context.lineWidth = 2;
+    context.beginPath();
+    track.timeline.forEach((entry, i) => {
+      const method = i === 0 ? "moveTo" : "lineTo";
+      context[method](x(entry.time_ms), y(entry.emotions[emotion]));
+    });
+    context.stroke();
+  });
+  context.strokeStyle = "#1d2430";
+  context.beginPath();
+  context.moveTo(x(playheadMs), 0);
+  context.lineTo(x(playheadMs), height);
+  context.stroke();
+}
+
+// --- Webcam: frames over the stream, newest answered --------------------------------------------
 
 function frameBlob(video) {
   const canvas = document.createElement("canvas");
@@ -102,20 +229,25 @@ function frameBlob(video) {
 }
 
 async function sendFrame() {
-  if (!webcam || webcam.busy || !$("video").videoWidth) return; // skip a tick rather than queue frames
-  webcam.busy = true;
-  try {
-    const video = $("video");
-    const { result, ms } = await predict(await frameBlob(video), "frame.jpg");
-    drawFaces(video, result.faces);
-    showBars(result.faces);
-    $("latency").textContent = `round trip: ${Math.round(ms)} ms`;
-    setStatus(`${result.faces.length} face(s)`);
-  } catch (error) {
-    setStatus(error.message, true);
-  } finally {
-    if (webcam) webcam.busy = false;
+  const video = $("video");
+  if (!webcam || webcam.socket.readyState !== WebSocket.OPEN || !video.videoWidth) return;
+  // Sent at the chosen rate whatever the answers: the service analyses the newest and drops the rest.
+  webcam.socket.send(await frameBlob(video));
+}
+
+function onAnswer(event) {
+  const answer = JSON.parse(event.data);
+  if (answer.error) {
+    setStatus(`frame ${answer.frame}: ${answer.error.code}: ${answer.error.message}`, true);
+    return;
   }
+  webcam.answered += 1;
+  const seconds = (performance.now() - webcam.started) / 1000;
+  const fps = webcam.answered / Math.max(seconds, 0.001);
+  $("latency").textContent = `fps: ${fps.toFixed(1)} · latency: ${Math.round(answer.latency_ms)} ms · dropped: ${answer.dropped}`;
+  drawFaces($("video"), answer.faces, true);
+  showBars(answer.faces, true);
+  setStatus(`${answer.faces.length} face(s)`);
 }
 
 async function startWebcam() {
@@ -124,8 +256,23 @@ async function startWebcam() {
     const video = $("video");
     video.srcObject = stream;
     await video.play();
-    const fps = Math.min(10, Math.max(1, Number($("webcam-fps").value) || 4));
-    webcam = { stream, busy: false, timer: setInterval(sendFrame, 1000 / fps) };
+    const key = $("api-key").value.trim();
+    // A browser cannot set headers on a WebSocket: the key travels as a subprotocol, never in the URL.
+    const protocols = key ? ["emotion-stream", `key.${key}`] : ["emotion-stream"];
+    const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/stream`, protocols);
+    const fps = Math.min(30, Math.max(1, Number($("webcam-fps").value) || 10));
+    webcam = { stream, socket, timer: null, answered: 0, started: performance.now() };
+    socket.onopen = () => {
+      socket.send(JSON.stringify({ smoothing: 1.0 }));
+      webcam.timer = setInterval(sendFrame, 1000 / fps);
+    };
+    socket.onmessage = onAnswer;
+    socket.onclose = (event) => {
+      if (webcam && webcam.socket === socket) {
+        stopWebcam();
+        if (event.code !== 1000) setStatus(`Stream closed (${event.code}): ${event.reason || "connection lost"}`, true);
+      }
+    };
     $("webcam-start").disabled = true;
     $("webcam-stop").disabled = false;
     setStatus("Camera on.");
@@ -136,23 +283,28 @@ async function startWebcam() {
 
 function stopWebcam() {
   if (!webcam) return;
-  clearInterval(webcam.timer);
-  webcam.stream.getTracks().forEach((track) => track.stop());
+  const { timer, stream, socket } = webcam;
   webcam = null;
+  clearInterval(timer);
+  stream.getTracks().forEach((track) => track.stop());
+  if (socket.readyState <= WebSocket.OPEN) socket.close(1000);
   $("webcam-start").disabled = false;
   $("webcam-stop").disabled = true;
   setStatus("Camera off.");
 }
 
 function selectMode(mode) {
-  $("mode-photo").classList.toggle("active", mode === "photo");
-  $("mode-webcam").classList.toggle("active", mode === "webcam");
-  $("photo-panel").hidden = mode !== "photo";
-  $("webcam-panel").hidden = mode !== "webcam";
-  if (mode === "photo") stopWebcam();
+  ["photo", "video", "webcam"].forEach((name) => {
+    $(`mode-${name}`).classList.toggle("active", mode === name);
+    $(`${name}-panel`).hidden = mode !== name;
+  });
+  document.querySelector(".result").hidden = mode === "video";
+  if (mode !== "webcam") stopWebcam();
+  if (mode !== "video") $("clip").pause();
 }
 
 $("file-input").addEventListener("change", (event) => analyseFile(event.target.files[0]));
+$("video-input").addEventListener("change", (event) => analyseClip(event.target.files[0]));
 const drop = $("drop");
 drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
@@ -161,7 +313,7 @@ drop.addEventListener("drop", (event) => {
   drop.classList.remove("over");
   analyseFile(event.dataTransfer.files[0]);
 });
-$("mode-photo").addEventListener("click", () => selectMode("photo"));
-$("mode-webcam").addEventListener("click", () => selectMode("webcam"));
+["photo", "video", "webcam"].forEach((mode) => $(`mode-${mode}`).addEventListener("click", () => selectMode(mode)));
 $("webcam-start").addEventListener("click", startWebcam);
 $("webcam-stop").addEventListener("click", stopWebcam);
+requestAnimationFrame(drawClipFrame);

@@ -3,6 +3,7 @@ webcam mode with Chromium's fake camera playing a scene."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from service.devserver import LiveService, running_service
 from tests.conftest import CHROMIUM_FLAGS, fer_faces
+from tests.service.clips import VIDEO_DIR, clip_frames
 from training.scenes import place_faces
 
 CHROMIUM = shutil.which("chromium")
@@ -28,14 +30,13 @@ def live() -> Iterator[LiveService]:
         yield service
 
 
-def write_y4m(image: np.ndarray, path: Path, frames: int = 8) -> None:
-    """A short raw video (YUV4MPEG2, 4:2:0) of one still image, for Chromium's fake camera."""
-    height, width = image.shape[:2]
-    yuv = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).tobytes()
+def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 12) -> None:
+    """A raw video (YUV4MPEG2, 4:2:0) of the frames, for Chromium's fake camera, which loops it."""
+    height, width = frames[0].shape[:2]
     with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F4:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(frames):
-            out.write(b"FRAME\n" + yuv)
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
 
 
 def launch(playwright, extra: list[str] = ()):
@@ -65,11 +66,12 @@ def test_upload_shows_faces_and_bars(live: LiveService, tmp_path: Path) -> None:
         browser.close()
 
 
-def test_webcam_mode_overlays_faces_and_shows_latency(live: LiveService, tmp_path: Path) -> None:
+def test_webcam_mode_streams_a_real_clip_with_stable_people(live: LiveService, tmp_path: Path) -> None:
+    """Chromium's fake camera plays the two-person clip; the page streams it over /v1/stream."""
     from playwright.sync_api import sync_playwright
 
     video = tmp_path / "camera.y4m"
-    write_y4m(SCENE, video)
+    write_y4m(clip_frames("two-people-head-pose.webm"), video)
     camera = [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
@@ -81,8 +83,41 @@ def test_webcam_mode_overlays_faces_and_shows_latency(live: LiveService, tmp_pat
         page.goto(f"{live.base}/")
         page.click("#mode-webcam")
         page.click("#webcam-start")
-        page.wait_for_function("document.getElementById('latency').textContent.endsWith('ms')", timeout=20_000)
-        page.wait_for_selector("#faces li.face >> nth=1", timeout=20_000)
-        assert page.locator("#faces li.face").count() == 2
+        answered = "/latency: \\d+ ms/.test(document.getElementById('latency').textContent)"
+        page.wait_for_function(answered, timeout=20_000)
+        titles = set()
+        for _ in range(10):  # ten answers, a tenth of a second apart: the same two people throughout
+            page.wait_for_selector("#faces li.face >> nth=1", timeout=20_000)
+            titles |= {t.split(":")[0] for t in page.locator("#faces li.face h2").all_inner_texts()}
+            page.wait_for_timeout(100)
+        assert titles == {"Person #1", "Person #2"}
+        assert re.fullmatch(r"fps: [\d.]+ · latency: \d+ ms · dropped: \d+", page.locator("#latency").inner_text())
         page.click("#webcam-stop")
+        assert page.locator("#status").inner_text() == "Camera off."
+        browser.close()
+
+
+def test_video_mode_plays_the_clip_with_boxes_and_a_chart_per_person(live: LiveService) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright, ["--autoplay-policy=no-user-gesture-required"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(f"{live.base}/")
+        page.click("#mode-video")
+        page.set_input_files("#video-input", str(VIDEO_DIR / "two-people-head-pose.webm"))
+        page.wait_for_selector("#tracks li >> nth=1", timeout=60_000)
+        assert page.locator("#tracks li").count() == 2
+        assert page.locator("#tracks li h2").first.inner_text().startswith("Person #1: mostly ")
+        assert "2 people in 23 frames" in page.locator("#status").inner_text()
+        page.wait_for_function("document.getElementById('clip').currentTime > 1", timeout=20_000)
+        assert re.fullmatch(r"[\d.]+ s: 2 face\(s\)", page.locator("#clip-now").inner_text())
+        # The overlay has the clip's own size and something drawn on it.
+        drawn = page.evaluate(
+            """() => { const c = document.getElementById('clip-overlay');
+                       const pixels = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                       let n = 0; for (let i = 3; i < pixels.length; i += 4) n += pixels[i] > 0;
+                       return [c.width, c.height, n]; }"""
+        )
+        assert drawn[:2] == [480, 270] and drawn[2] > 500
         browser.close()
