@@ -282,7 +282,7 @@ def main() -> None:
             "python": platform.python_version(),
             "onnxruntime": ort.__version__,
             "opencv": cv2.__version__,
-            "emotion_model": f"{runtime.emotion_model.name}/{runtime.emotion_model.version}",
+            "emotion_model": f"{runtime.emotion().stored.name}/{runtime.emotion().stored.version}",
         },
         "emotion_model": bench_emotion_model(classifier, crops),
         "detector": bench_detector(runtime.detector_model.onnx_path, pipeline.detector.mean, scene8),

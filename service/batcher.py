@@ -35,9 +35,15 @@ class _Job:
 
 class MicroBatcher:
     def __init__(
-        self, model: Callable[[np.ndarray], np.ndarray], max_batch_size: int, max_wait_s: float, metrics: Metrics
+        self,
+        model: Callable[[np.ndarray], np.ndarray],
+        max_batch_size: int,
+        max_wait_s: float,
+        metrics: Metrics,
+        name: str = "emotion",
     ) -> None:
         self.model = model
+        self.name = name  # the model's name in metrics
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.metrics = metrics
@@ -45,7 +51,7 @@ class MicroBatcher:
         self.carry: _Job | None = None  # a job that did not fit the last batch goes first next time
         self.pending_crops = 0
         self.expected = 0  # requests reserved but not yet submitted; read by the worker
-        self.thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"micro-batcher-{name}", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -84,7 +90,7 @@ class MicroBatcher:
 
     def _track(self, delta: int) -> None:
         self.pending_crops += delta  # only a gauge: a lost update under a race is harmless
-        self.metrics.queue_depth.set(self.pending_crops)
+        self.metrics.queue_depth.labels(self.name).set(self.pending_crops)
 
     def _next_batch(self) -> tuple[list[_Job], bool]:
         """Block for a first job, then gather more until the batch is full or the wait is over."""
@@ -120,12 +126,12 @@ class MicroBatcher:
             crops = np.concatenate([job.crops for job in batch])
             self._track(-len(crops))
             for job in batch:
-                self.metrics.batch_queue_seconds.observe(started - job.queued_at)
-            self.metrics.batch_size.observe(len(crops))
+                self.metrics.batch_queue_seconds.labels(self.name).observe(started - job.queued_at)
+            self.metrics.batch_size.labels(self.name).observe(len(crops))
             try:
                 probs = self.model(crops)
             except Exception as error:
-                self.metrics.inference_errors.inc()
+                self.metrics.inference_errors.labels(self.name).inc()
                 for job in batch:
                     job.future.set_exception(error)
                 continue

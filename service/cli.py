@@ -27,7 +27,7 @@ import numpy as np
 
 from service.annotate import draw_faces, encode
 from service.config import get_settings
-from service.errors import ImageRejected
+from service.errors import ApiError
 from service.imaging import sniff_container, sniff_format
 from service.metrics import Metrics
 from service.results import image_result
@@ -79,17 +79,17 @@ def photo_summary_rows(file: str, result: dict) -> Iterator[dict]:
 
 
 async def clip_rows(
-    runtime: Runtime, path: Path, fps: float, smoothing: float, summary_only: bool
+    runtime: Runtime, path: Path, fps: float, smoothing: float, summary_only: bool, model: str | None = None
 ) -> AsyncIterator[dict]:
     """A clip's rows: one per face per analysed frame, or with `summary_only` one per track at the end."""
-    settings, pipeline = runtime.settings, runtime.pipeline
-    classes = pipeline.classifier.classes
+    settings, pipeline, classifier = runtime.settings, runtime.pipeline, runtime.emotion(model).classifier
+    classes = classifier.classes
     clip = Clip(path.read_bytes(), video_limits(settings))
     clip.check_sampling(fps)
     summary = ClipSummary(classes, settings.track_min_frames, keep_timeline=False)
 
     async def classify(crops: np.ndarray) -> np.ndarray:
-        return pipeline.classifier(crops)
+        return classifier(crops)
 
     tracker = FaceTracker(smoothing, settings.track_max_gap_s)
     frames = analyse_clip(clip, min(fps, clip.info.fps), pipeline, classify, tracker, runtime.metrics)
@@ -138,8 +138,7 @@ class RowWriter:
 
 def predict(paths: list[Path], out: TextIO, options: argparse.Namespace) -> int:
     runtime = load_runtime(get_settings(), Metrics())
-    pipeline = runtime.pipeline
-    classes = pipeline.classifier.classes
+    classes = runtime.emotion(options.model).classifier.classes
     files = list(media_files(paths))
     clips = {path for path in files if is_clip(path)}
     writer = RowWriter(out, options.format, columns(classes, bool(clips), options.summary))
@@ -150,7 +149,7 @@ def predict(paths: list[Path], out: TextIO, options: argparse.Namespace) -> int:
                 asyncio.run(write_clip(runtime, path, writer, options))
             else:
                 write_photo(runtime, path, writer, options)
-        except (ImageRejected, OSError) as error:
+        except (ApiError, OSError) as error:
             failures += 1
             print(f"\nskipped {path}: {getattr(error, 'message', error)}", file=sys.stderr)
             continue
@@ -162,14 +161,14 @@ def predict(paths: list[Path], out: TextIO, options: argparse.Namespace) -> int:
 
 
 async def write_clip(runtime: Runtime, path: Path, writer: RowWriter, options: argparse.Namespace) -> None:
-    async for row in clip_rows(runtime, path, options.fps, options.smoothing, options.summary):
+    async for row in clip_rows(runtime, path, options.fps, options.smoothing, options.summary, options.model):
         writer.write(row)
 
 
 def write_photo(runtime: Runtime, path: Path, writer: RowWriter, options: argparse.Namespace) -> None:
-    pipeline = runtime.pipeline
-    classes = pipeline.classifier.classes
-    analysed = pipeline.analyse(path.read_bytes())
+    classifier = runtime.emotion(options.model).classifier
+    classes = classifier.classes
+    analysed = runtime.pipeline.analyse(path.read_bytes(), classifier)
     result = image_result(path.name, analysed, classes).model_dump()
     rows = photo_summary_rows if options.summary else face_rows
     for row in rows(str(path), result):
@@ -193,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--fps", type=float, default=5.0, help="clips: frames analysed per second of video")
     run.add_argument("--smoothing", type=float, default=1.0, help="clips: seconds of smoothing per person")
     run.add_argument("--summary", action="store_true", help="one row per person (track) instead of per face")
+    run.add_argument("--model", help="emotion model, e.g. emotion-fast; default: the service's default")
     args = parser.parse_args(argv)
     if args.output is None:
         return predict(args.paths, sys.stdout, args)

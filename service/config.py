@@ -23,8 +23,14 @@ class Settings(BaseSettings):
 
     # Models
     model_store: Path = Field(PROJECT_ROOT / "model_store", description="Root of the versioned model store.")
-    emotion_model: str = Field("emotion", description="Model name of the emotion classifier in the store.")
-    emotion_version: str | None = Field(None, description="Version to serve; unset means the highest.")
+    emotion_models: str = Field(
+        "emotion",
+        description="Emotion models to serve: comma-separated names in the store, each optionally pinned as "
+        "name:version (else its highest version). Each gets its own micro-batcher.",
+    )
+    default_emotion_model: str = Field(
+        "emotion", description="The emotion model of requests without a `model` parameter; one of emotion_models."
+    )
     detector_model: str = Field("retinaface", description="Model name of the face detector in the store.")
     detector_version: str | None = Field(None, description="Version to serve; unset means the highest.")
 
@@ -91,6 +97,11 @@ class Settings(BaseSettings):
     track_min_frames: int = Field(
         3, ge=1, description="Video tracks with fewer face-frames are dropped as stray detections."
     )
+
+    def emotion_model_versions(self) -> dict[str, str | None]:
+        """emotion_models as {name: pinned version or None}, in the order given."""
+        entries = [entry.strip() for entry in self.emotion_models.split(",") if entry.strip()]
+        return {name: version or None for name, _, version in (entry.partition(":") for entry in entries)}
 
     def load_api_keys(self) -> list[str]:
         """Keys from the variable and the file together; read once at start-up."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from service.errors import ApiError
-from service.runtime import Runtime
+from service.runtime import Runtime, ServedModel
 
 RETRY_AFTER_SECONDS = "5"
 
@@ -34,3 +34,15 @@ async def get_ready_runtime(runtime: Annotated[Runtime | None, Depends(get_runti
 
 RuntimeDep = Annotated[Runtime | None, Depends(get_runtime)]
 ReadyRuntimeDep = Annotated[Runtime, Depends(get_ready_runtime)]
+
+
+async def get_emotion_model(
+    runtime: ReadyRuntimeDep,
+    model: Annotated[
+        str | None, Query(description="Emotion model to use, e.g. emotion or emotion-fast; default: the service's.")
+    ] = None,
+) -> ServedModel:
+    return runtime.emotion(model)
+
+
+EmotionModelDep = Annotated[ServedModel, Depends(get_emotion_model)]

@@ -28,7 +28,7 @@ from service.tracking import CutDetector, FaceTracker
 from service.video import tracked_face
 
 if TYPE_CHECKING:  # the runtime holds the registry of streams below
-    from service.runtime import Runtime
+    from service.runtime import Runtime, ServedModel
 
 # WebSocket close codes (RFC 6455, section 7.4.1).
 NORMAL = 1000
@@ -88,9 +88,12 @@ def parse_options(text: str, default_smoothing_s: float) -> StreamOptions:
 class LiveStream:
     """One accepted WebSocket, from its first frame to its close."""
 
-    def __init__(self, websocket: WebSocket, runtime: Runtime, keys: list[str], presented_key: str | None) -> None:
+    def __init__(
+        self, websocket: WebSocket, runtime: Runtime, emotion: ServedModel, keys: list[str], presented_key: str | None
+    ) -> None:
         self.websocket = websocket
         self.runtime = runtime
+        self.emotion = emotion
         self.settings = runtime.settings
         self.metrics = runtime.metrics
         self.keys = keys
@@ -192,9 +195,9 @@ class LiveStream:
             await self.websocket.send_text(json.dumps({"frame": frame.number, "error": error}))
             return
         crops = prepared.crops
-        probabilities = await self.runtime.batcher.classify(crops) if len(crops) else np.empty((0, 7), np.float32)
+        probabilities = await self.emotion.batcher.classify(crops) if len(crops) else np.empty((0, 7), np.float32)
         faces = self.tracker.update(frame.received_s, prepared.detections, probabilities)
-        classes = self.runtime.pipeline.classifier.classes
+        classes = self.emotion.classifier.classes
         latency_s = time.monotonic() - self.started - frame.received_s
         message = {
             "frame": frame.number,

@@ -43,13 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = load_runtime(settings, metrics)
         app.state.runtime = runtime
         await asyncio.to_thread(warm_up, runtime)
-        runtime.batcher.start()
+        for served in runtime.emotion_models.values():
+            served.batcher.start()
         runtime.set_ready(True)
         Drain(runtime, asyncio.get_running_loop()).install()
         yield
         runtime.set_ready(False)
         await runtime.streams.close_all(settings.shutdown_timeout_s)
-        runtime.batcher.stop()
+        for served in runtime.emotion_models.values():
+            served.batcher.stop()
 
     app = FastAPI(
         title="Emotion recognition service",

@@ -44,20 +44,24 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "emotion_batch_size",
-            "Face crops per emotion model call.",
+            "Face crops per emotion model call, by model.",
+            ["model"],
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=r,
         )
         self.batch_queue_seconds = Histogram(
             "emotion_batch_queue_seconds",
-            "Time crops wait for the micro-batcher before their model call.",
+            "Time crops wait for their model's micro-batcher before the model call.",
+            ["model"],
             buckets=STAGE_BUCKETS,
             registry=r,
         )
         self.in_flight = Gauge("emotion_requests_in_flight", "Predict requests being served.", registry=r)
-        self.queue_depth = Gauge("emotion_batch_queue_depth", "Face crops waiting for the emotion model.", registry=r)
+        self.queue_depth = Gauge(
+            "emotion_batch_queue_depth", "Face crops waiting for an emotion model.", ["model"], registry=r
+        )
         self.rejected = Counter("emotion_images_rejected", "Uploads refused, by reason.", ["reason"], registry=r)
-        self.inference_errors = Counter("emotion_inference_errors", "Failed model calls.", registry=r)
+        self.inference_errors = Counter("emotion_inference_errors", "Failed model calls.", ["model"], registry=r)
         self.video_clips = Counter("emotion_video_clips", "Clips analysed to the end.", registry=r)
         self.video_frames = Counter("emotion_video_frames", "Frames of clips analysed.", registry=r)
         self.tracks_per_clip = Histogram(

@@ -88,10 +88,13 @@ class Pipeline:
             crops = align_faces(image, detections, self.classifier.template, self.classifier.size)
         return PreparedImage(image, detections, crops)
 
-    def analyse(self, data: bytes) -> AnalysedImage:
-        """One image start to finish in the calling thread, for the command line and benchmarks."""
+    def analyse(self, data: bytes, classifier: EmotionClassifier | None = None) -> AnalysedImage:
+        """One image start to finish in the calling thread, for the command line and benchmarks.
+
+        With the default model unless another is given."""
+        classifier = classifier or self.classifier
         prepared = self.prepare(data)
-        return self._attach(prepared, self.classifier(prepared.crops) if len(prepared.crops) else None)
+        return self._attach(prepared, classifier(prepared.crops) if len(prepared.crops) else None)
 
     async def analyse_many(self, uploads: list[bytes], classify: AsyncClassify) -> list[AnalysedImage]:
         """All uploads of a request: images prepared concurrently, all faces classified in one call."""

@@ -100,7 +100,7 @@ def main() -> None:
     settings = get_settings()
     for name, version in [
         (settings.detector_model, settings.detector_version),
-        (settings.emotion_model, settings.emotion_version),
+        *settings.emotion_model_versions().items(),
     ]:
         model = resolve(args.store, name, version)
         log.info("model store ok: %s version %s (sha256 %s)", model.name, model.version, model.sha256[:12])

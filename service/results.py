@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from service.detector import Detection
+from service.model_store import StoredModel
 from service.pipeline import AnalysedImage
-from service.schemas import Box, EmotionScores, Face, ImageResult, Landmarks, Point
+from service.schemas import Box, EmotionScores, Face, ImageResult, Landmarks, ModelRef, Point
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
@@ -27,3 +28,8 @@ def face_result(detection: Detection, probs: list[float], classes: tuple[str, ..
 def image_result(filename: str | None, analysed: AnalysedImage, classes: tuple[str, ...]) -> ImageResult:
     faces = [face_result(d, p, classes) for d, p in zip(analysed.detections, analysed.probabilities.tolist())]
     return ImageResult(filename=filename, width=analysed.width, height=analysed.height, faces=faces)
+
+
+def model_refs(models: dict[str, StoredModel]) -> dict[str, ModelRef]:
+    """The `models` block of a response: which detector and emotion model produced it."""
+    return {role: ModelRef(name=m.name, version=m.version) for role, m in models.items()}

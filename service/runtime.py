@@ -12,12 +12,26 @@ from service.batcher import MicroBatcher
 from service.classifier import EmotionClassifier
 from service.config import Settings
 from service.detector import RetinaFaceDetector
+from service.errors import ApiError
 from service.live import StreamRegistry
 from service.metrics import Metrics
-from service.model_store import StoredModel, resolve
+from service.model_store import ModelStoreError, StoredModel, resolve
 from service.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One emotion model with its own micro-batcher, so a fast model's calls never wait behind a slow one's."""
+
+    stored: StoredModel
+    classifier: EmotionClassifier
+    batcher: MicroBatcher
+
+    @property
+    def name(self) -> str:
+        return self.stored.name
 
 
 @dataclass
@@ -25,17 +39,26 @@ class Runtime:
     settings: Settings
     metrics: Metrics
     detector_model: StoredModel
-    emotion_model: StoredModel
+    emotion_models: dict[str, ServedModel]
+    default_model: str
     pipeline: Pipeline
-    batcher: MicroBatcher
     admission: Admission
     streams: StreamRegistry
     ready: bool = False  # what /readyz reports: loaded, warmed, and not shutting down
     serving: bool = False  # whether requests are taken: still true while draining
     draining: bool = False
 
-    def models(self) -> dict[str, StoredModel]:
-        return {"detector": self.detector_model, "emotion": self.emotion_model}
+    def emotion(self, name: str | None = None) -> ServedModel:
+        """The model a request asked for by name, or the default; unknown names get a 422 naming the loaded ones."""
+        served = self.emotion_models.get(name or self.default_model)
+        if served is None:
+            loaded = ", ".join(self.emotion_models)
+            raise ApiError(422, "unknown_model", f"no emotion model {name!r} is loaded; choose one of: {loaded}")
+        return served
+
+    def models(self, emotion: ServedModel | None = None) -> dict[str, StoredModel]:
+        """The models behind an answer: the detector and the emotion model used (default: the default one)."""
+        return {"detector": self.detector_model, "emotion": (emotion or self.emotion()).stored}
 
     def set_ready(self, ready: bool) -> None:
         self.ready = self.serving = ready
@@ -48,10 +71,27 @@ class Runtime:
         self.metrics.ready.set(0)
 
 
+def load_emotion_models(settings: Settings, metrics: Metrics) -> dict[str, ServedModel]:
+    served = {}
+    for name, version in settings.emotion_model_versions().items():
+        stored = resolve(settings.model_store, name, version)
+        classifier = EmotionClassifier(stored, settings.intra_op_threads)
+        batcher = MicroBatcher(classifier, settings.max_batch_size, settings.max_batch_wait_ms / 1000, metrics, name)
+        served[name] = ServedModel(stored, classifier, batcher)
+    if settings.default_emotion_model not in served:
+        raise ModelStoreError(f"default_emotion_model {settings.default_emotion_model!r} is not in emotion_models")
+    default = served[settings.default_emotion_model].classifier
+    for model in served.values():
+        # Faces are aligned once per image, for every model: they must all want the same crops.
+        same = model.classifier.size == default.size and np.allclose(model.classifier.template, default.template)
+        if not same or model.classifier.classes != default.classes:
+            raise ModelStoreError(f"{model.name} expects other crops or classes than {settings.default_emotion_model}")
+    return served
+
+
 def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
-    """Load and verify both models; raises ModelStoreError when the store is not prepared."""
+    """Load and verify every model; raises ModelStoreError when the store is not prepared."""
     detector_model = resolve(settings.model_store, settings.detector_model, settings.detector_version)
-    emotion_model = resolve(settings.model_store, settings.emotion_model, settings.emotion_version)
     detector = RetinaFaceDetector(
         detector_model,
         max_side=settings.detect_max_side,
@@ -61,21 +101,24 @@ def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
         backend=settings.detector_backend,
         threads=settings.intra_op_threads,
     )
-    classifier = EmotionClassifier(emotion_model, settings.intra_op_threads)
-    pipeline = Pipeline(detector, classifier, metrics, settings.max_file_bytes, settings.max_image_pixels)
-    batcher = MicroBatcher(classifier, settings.max_batch_size, settings.max_batch_wait_ms / 1000, metrics)
-    for role, model in (("detector", detector_model), ("emotion", emotion_model)):
+    emotion_models = load_emotion_models(settings, metrics)
+    default = emotion_models[settings.default_emotion_model].classifier
+    pipeline = Pipeline(detector, default, metrics, settings.max_file_bytes, settings.max_image_pixels)
+    for role, model in [("detector", detector_model), *(("emotion", m.stored) for m in emotion_models.values())]:
         metrics.model_info.labels(role, model.name, model.version, model.sha256).set(1)
         log.info("loaded %s model %s version %s sha256 %s", role, model.name, model.version, model.sha256)
     admission = Admission(settings.max_concurrent_requests, metrics)
     streams = StreamRegistry(settings.stream_max_streams)
-    return Runtime(settings, metrics, detector_model, emotion_model, pipeline, batcher, admission, streams)
+    return Runtime(
+        settings, metrics, detector_model, emotion_models, settings.default_emotion_model, pipeline, admission, streams
+    )
 
 
 def warm_up(runtime: Runtime) -> None:
-    """Run both models once at their usual shapes so the first client does not pay for set-up."""
+    """Run every model once at its usual shapes so the first client does not pay for set-up."""
     side = runtime.settings.detect_max_side
     runtime.pipeline.detector.detect(np.full((side * 3 // 4, side, 3), 127, np.uint8))
-    classifier = runtime.pipeline.classifier
-    for batch in (1, runtime.settings.max_batch_size):
-        classifier(np.zeros((batch, classifier.size, classifier.size), np.uint8))
+    for served in runtime.emotion_models.values():
+        classifier = served.classifier
+        for batch in (1, runtime.settings.max_batch_size):
+            classifier(np.zeros((batch, classifier.size, classifier.size), np.uint8))

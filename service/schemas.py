@@ -131,10 +131,12 @@ class ModelInfo(BaseModel):
     role: Literal["detector", "emotion"]
     name: str
     version: str
+    default: bool = Field(False, description="The emotion model used when a request names none.")
     sha256: str
     task: str
     classes: list[str] | None = None
     metrics: dict | None = Field(None, description="Measured quality, with how it was measured.")
+    calibration: dict | None = Field(None, description="How the probabilities were calibrated, and the figures.")
     license: str
 
 

@@ -17,14 +17,6 @@ from service.config import PROJECT_ROOT, Settings
 from service.main import create_app
 
 DATA_DIR = Path(os.environ.get("FER2013_DIR", PROJECT_ROOT.parent / "shared" / "data" / "fer2013"))
-# An exported ensemble kept in the store: two member networks, six views, float16 weights.
-ENSEMBLE_V2 = PROJECT_ROOT / "model_store" / "emotion" / "2"
-# The same kind of ensemble with int8 convolutions, a VGG-style and a ResNet-style member.
-ENSEMBLE_V4_INT8 = PROJECT_ROOT / "model_store" / "emotion" / "4"
-# Another, with an Xception-style member: its depthwise convolutions have no batch norm to fold.
-ENSEMBLE_V3_INT8 = PROJECT_ROOT / "model_store" / "emotion" / "3"
-# The smallest model in the store, one network: a cheap teacher for distillation tests.
-SINGLE_NETWORK_V1 = PROJECT_ROOT / "model_store" / "emotion" / "1"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,6 +1,6 @@
 """Evaluate an exported ONNX emotion model (what ships) on FER-2013 in either form.
 
-    python -m training.evaluate model_store/emotion/1/model.onnx [--data ../shared/data/fer2013]
+    python -m training.evaluate model_store/emotion/7/model.onnx [--data ../shared/data/fer2013]
         [--split test] [--out reports/]
 
 Prints accuracy, macro-F1 and per-class precision and recall; writes `confusion.png` and

@@ -59,7 +59,7 @@ def main() -> None:
         "pipeline_accuracy": round(pipeline_correct / total, 4),
         "pipeline_accuracy_on_detected": round(pipeline_correct / max(detected, 1), 4),
         "raw_crop_accuracy": round(raw_correct / total, 4),
-        "emotion_model": f"{runtime.emotion_model.name}/{runtime.emotion_model.version}",
+        "emotion_model": f"{runtime.emotion().stored.name}/{runtime.emotion().stored.version}",
     }
     print(json.dumps(summary, indent=2))
 

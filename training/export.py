@@ -171,15 +171,23 @@ def describe(net: EmotionNet, checkpoint: dict, run: Path, accuracy: float) -> d
 
 
 def export_model(
-    runs: list[Path], data: Path, store: Path, version: str | None, crop_scales: Sequence[float] = ()
+    runs: list[Path],
+    data: Path,
+    store: Path,
+    version: str | None,
+    crop_scales: Sequence[float] = (),
+    name: str = MODEL_NAME,
+    int8: bool = True,
 ) -> Path:
-    """Export, check and measure the runs' best checkpoints as one graph; returns the version's folder."""
+    """Export, check and measure the runs' best checkpoints as one graph; returns the version's folder.
+
+    With `int8` false the weights are stored in float16 without trying int8."""
     loaded = [load_checkpoint(run) for run in runs]
     nets = [net for net, _ in loaded]
     serving = ServingModel(nets, mirror=True, crop_scales=crop_scales).eval()
-    versions = available_versions(store, MODEL_NAME)
+    versions = available_versions(store, name)
     version = version or str(int(versions[-1]) + 1 if versions else 1)
-    folder = store / MODEL_NAME / version
+    folder = store / name / version
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / "model.onnx"
 
@@ -197,7 +205,7 @@ def export_model(
     ]
     float32_acc = float((float32_probs.argmax(1) == labels).mean())
     train_sample = load_split(data, "train").images.numpy()[::60]  # about 480 faces to calibrate
-    int8 = try_int8(model_path, train_sample, images, labels, float32_acc)
+    int8 = try_int8(model_path, train_sample, images, labels, float32_acc) if int8 else {"kept": False, "tried": False}
     if not int8["kept"]:
         store_weights_as_float16(model_path)
     shipped_probs = onnx_probabilities(model_path, images)
@@ -217,7 +225,7 @@ def export_model(
 
     views = serving.views_per_face
     metadata = {
-        "name": MODEL_NAME,
+        "name": name,
         "version": version,
         "task": "facial expression classification (FER-2013, 7 classes)",
         "architecture": " + ".join(f"{m['architecture']} ({m['parameters'] / 1e6:.2f}M parameters)" for m in members)
@@ -270,9 +278,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
     parser.add_argument("--store", type=Path, default=Path("model_store"))
     parser.add_argument("--version", help="defaults to one past the highest in the store")
+    parser.add_argument("--name", default=MODEL_NAME, help="the model's name in the store, e.g. emotion-fast")
+    parser.add_argument("--no-int8", dest="int8", action="store_false", help="store float16 weights, untried int8")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    print(f"wrote {export_model(args.run, args.data, args.store, args.version, args.crop_scales)}")
+    folder = export_model(args.run, args.data, args.store, args.version, args.crop_scales, args.name, args.int8)
+    print(f"wrote {folder}")
 
 
 if __name__ == "__main__":

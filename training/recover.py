@@ -1,6 +1,6 @@
 """Rebuild the member checkpoints of an exported model from its ONNX graph and metadata.
 
-    python -m training.recover model_store/emotion/2 --out runs/recovered
+    python -m training.recover model_store/emotion/6 --out runs/recovered
 
 Checkpoints live in run folders that are not kept with the project; the model store is the lasting
 record. This writes `<out>/<member run>/best.pt` for each member network of the exported graph, in
@@ -175,7 +175,7 @@ def recover_members(model_dir: Path) -> list[tuple[EmotionNet, dict]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", type=Path, help="an exported version folder, e.g. model_store/emotion/2")
+    parser.add_argument("model_dir", type=Path, help="an exported version folder, e.g. model_store/emotion/6")
     parser.add_argument("--out", type=Path, default=Path("runs/recovered"))
     args = parser.parse_args()
     metadata = json.loads((args.model_dir / "metadata.json").read_text())

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, UploadFile
 from fastapi.responses import Response
 
 from service.annotate import draw_faces, encode
-from service.deps import ReadyRuntimeDep
+from service.deps import EmotionModelDep, ReadyRuntimeDep
 from service.routes.uploads import ERRORS, FILES, analyse_uploads
 
 router = APIRouter(tags=["predict"])
@@ -27,12 +27,13 @@ MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 )
 async def annotate(
     runtime: ReadyRuntimeDep,
+    emotion: EmotionModelDep,
     files: Annotated[list[UploadFile], FILES],
     format: Annotated[Literal["jpeg", "png"], Query(description="Encoding of the returned image.")] = "jpeg",
 ) -> Response:
     """Analyse one image, as /v1/predict does, and return it annotated."""
-    (analysed,) = await analyse_uploads(runtime, files, limit=1)
-    classes = runtime.pipeline.classifier.classes
+    (analysed,) = await analyse_uploads(runtime, emotion, files, limit=1)
+    classes = emotion.classifier.classes
     drawn = await asyncio.to_thread(
         lambda: encode(draw_faces(analysed.image, analysed.detections, analysed.probabilities, classes), format)
     )

@@ -42,19 +42,23 @@ async def metrics(request: Request, presented: Annotated[str | None, Security(ap
 
 @router.get("/v1/models", response_model=ModelsResponse, dependencies=[Depends(require_api_key)])
 async def models(runtime: ReadyRuntimeDep) -> ModelsResponse:
-    """The models this process serves, with checksums and their measured quality."""
+    """The models this process serves, with checksums, measured quality and calibration; `default` marks the
+    emotion model of requests that name none."""
+    served = [("detector", runtime.detector_model)] + [("emotion", m.stored) for m in runtime.emotion_models.values()]
     return ModelsResponse(
         models=[
             ModelInfo(
                 role=role,
                 name=m.name,
                 version=m.version,
+                default=role == "emotion" and m.name == runtime.default_model,
                 sha256=m.sha256,
                 task=m.metadata["task"],
                 classes=m.metadata.get("classes"),
                 metrics=m.metadata.get("metrics"),
+                calibration=m.metadata.get("calibration"),
                 license=m.metadata["license"],
             )
-            for role, m in runtime.models().items()
+            for role, m in served
         ]
     )

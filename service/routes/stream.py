@@ -9,10 +9,12 @@ offered and never echoes a key.
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Query, WebSocket
 
-from service.live import INTERNAL_ERROR, TRY_AGAIN_LATER, LiveStream, close
+from service.errors import ApiError
+from service.live import INTERNAL_ERROR, POLICY_VIOLATION, TRY_AGAIN_LATER, LiveStream, close
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["stream"])
@@ -21,15 +23,23 @@ KEY_PREFIX = "key."
 
 
 @router.websocket("/stream")
-async def stream(websocket: WebSocket) -> None:
+async def stream(
+    websocket: WebSocket,
+    model: Annotated[str | None, Query(description="Emotion model to use; default: the service's.")] = None,
+) -> None:
     offered: list[str] = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     runtime = getattr(websocket.app.state, "runtime", None)
     if runtime is None or not runtime.serving or not runtime.streams.has_room():
         await close(websocket, TRY_AGAIN_LATER, "not ready or at the stream limit; retry shortly")
         return
+    try:
+        emotion = runtime.emotion(model)
+    except ApiError as unknown:
+        await close(websocket, POLICY_VIOLATION, unknown.message)
+        return
     presented = next((p.removeprefix(KEY_PREFIX) for p in offered if p.startswith(KEY_PREFIX)), None)
-    live = LiveStream(websocket, runtime, websocket.app.state.api_keys, presented)
+    live = LiveStream(websocket, runtime, emotion, websocket.app.state.api_keys, presented)
     runtime.metrics.streams_open.inc()
     try:
         with runtime.streams.holding(live):

@@ -16,11 +16,12 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from service.deps import ReadyRuntimeDep
+from service.deps import EmotionModelDep, ReadyRuntimeDep
 from service.errors import ApiError, ImageRejected
+from service.results import model_refs
 from service.routes.uploads import ERRORS
-from service.runtime import Runtime
-from service.schemas import ErrorResponse, ModelRef, VideoInfo, VideoResponse
+from service.runtime import Runtime, ServedModel
+from service.schemas import ErrorResponse, VideoInfo, VideoResponse
 from service.tracking import FaceTracker
 from service.video import ClipSummary, analyse_clip, tracked_face, video_limits
 from service.video_decode import ACCEPTED, Clip
@@ -42,6 +43,7 @@ VIDEO_ERRORS = {
 async def video(
     request: Request,
     runtime: ReadyRuntimeDep,
+    emotion: EmotionModelDep,
     file: Annotated[UploadFile, File(description=f"One clip: {ACCEPTED}.")],
     fps: Annotated[float, Query(ge=0.2, le=120, description="Frames analysed per second of video.")] = 5.0,
     smoothing: Annotated[
@@ -50,7 +52,7 @@ async def video(
 ):
     """Track every face through a clip and return each person's emotions over time."""
     runtime.admission.check()
-    analysis = ClipAnalysis(runtime, await open_clip(runtime, await file.read(), fps), fps, smoothing)
+    analysis = ClipAnalysis(runtime, emotion, await open_clip(runtime, await file.read(), fps), fps, smoothing)
     analysis.filename, analysis.request_id = file.filename, request.state.request_id
     if NDJSON in request.headers.get("accept", ""):
         return StreamingResponse(analysis.lines(), media_type=NDJSON)
@@ -80,14 +82,15 @@ class ClipAnalysis:
     filename: str | None = None
     request_id: str = "-"
 
-    def __init__(self, runtime: Runtime, clip: Clip, fps: float, smoothing: float) -> None:
-        self.runtime, self.clip, self.fps = runtime, clip, min(fps, clip.info.fps)
+    def __init__(self, runtime: Runtime, emotion: ServedModel, clip: Clip, fps: float, smoothing: float) -> None:
+        self.runtime, self.emotion, self.clip, self.fps = runtime, emotion, clip, min(fps, clip.info.fps)
         self.tracker = FaceTracker(smoothing, runtime.settings.track_max_gap_s)
-        self.classes = runtime.pipeline.classifier.classes
+        self.classes = emotion.classifier.classes
 
     def _frames(self) -> aclosing:
         r = self.runtime
-        return aclosing(analyse_clip(self.clip, self.fps, r.pipeline, r.batcher.classify, self.tracker, r.metrics))
+        classify = self.emotion.batcher.classify
+        return aclosing(analyse_clip(self.clip, self.fps, r.pipeline, classify, self.tracker, r.metrics))
 
     def _summary(self, keep_timeline: bool) -> ClipSummary:
         return ClipSummary(self.classes, self.runtime.settings.track_min_frames, keep_timeline)
@@ -102,7 +105,7 @@ class ClipAnalysis:
         info = self.clip.info
         return VideoResponse(
             request_id=self.request_id,
-            models={role: ModelRef(name=m.name, version=m.version) for role, m in self.runtime.models().items()},
+            models=model_refs(self.runtime.models(self.emotion)),
             video=VideoInfo(
                 filename=self.filename,
                 width=info.width,

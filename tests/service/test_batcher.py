@@ -14,11 +14,11 @@ from tests.conftest import fer_faces
 
 @pytest.fixture(scope="module")
 def classifier(settings: Settings) -> EmotionClassifier:
-    return EmotionClassifier(resolve(settings.model_store, settings.emotion_model))
+    return EmotionClassifier(resolve(settings.model_store, settings.default_emotion_model))
 
 
 def observed(metrics: Metrics, name: str, suffix: str) -> float:
-    return metrics.registry.get_sample_value(f"{name}_{suffix}") or 0.0
+    return metrics.registry.get_sample_value(f"{name}_{suffix}", {"model": "emotion"}) or 0.0
 
 
 async def classify_concurrently(batcher: MicroBatcher, groups: list[np.ndarray]) -> list[np.ndarray]:
@@ -56,7 +56,7 @@ def test_batches_respect_the_size_limit_without_splitting_requests(classifier: E
     batcher = MicroBatcher(classifier, max_batch_size=6, max_wait_s=0.2, metrics=metrics)
     asyncio.run(classify_concurrently(batcher, groups))
     assert observed(metrics, "emotion_batch_size", "count") == 2
-    assert metrics.registry.get_sample_value("emotion_batch_queue_depth") == 0
+    assert metrics.registry.get_sample_value("emotion_batch_queue_depth", {"model": "emotion"}) == 0
 
 
 def test_a_lone_request_does_not_wait_for_company(classifier: EmotionClassifier) -> None:

@@ -10,7 +10,7 @@ from service.prepare import bytes_literal
 
 
 def copy_model(settings: Settings, store: Path, version: str) -> Path:
-    source = resolve(settings.model_store, settings.emotion_model)
+    source = resolve(settings.model_store, settings.default_emotion_model)
     target = store / "emotion" / version
     shutil.copytree(source.onnx_path.parent, target)
     return target

@@ -24,7 +24,7 @@ def test_not_ready_before_models_load(settings: Settings) -> None:
 def test_models_report_what_is_loaded(client: TestClient, settings: Settings) -> None:
     models = {m["role"]: m for m in client.get("/v1/models").json()["models"]}
     assert set(models) == {"detector", "emotion"}
-    emotion = resolve(settings.model_store, settings.emotion_model)
+    emotion = resolve(settings.model_store, settings.default_emotion_model)
     assert models["emotion"]["sha256"] == file_sha256(emotion.onnx_path)
     assert models["emotion"]["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert 0 < models["emotion"]["metrics"]["accuracy"] <= 1

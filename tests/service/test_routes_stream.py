@@ -176,14 +176,15 @@ def test_a_model_failure_closes_with_1011_and_leaves_nothing_behind(client: Test
     async def failing(crops: np.ndarray) -> np.ndarray:
         raise RuntimeError("the model failed")
 
-    real = runtime.batcher.classify
-    runtime.batcher.classify = failing  # a broken model cannot be made to fail for real
+    batcher = runtime.emotion().batcher
+    real = batcher.classify
+    batcher.classify = failing  # a broken model cannot be made to fail for real
     try:
         with client.websocket_connect("/v1/stream") as ws:
             ws.send_bytes(JPEG_FRAMES["asl-thanks.mkv"][0])
             assert closed_with(ws) == 1011
     finally:
-        runtime.batcher.classify = real
+        batcher.classify = real
     assert not runtime.streams.open
 
 

@@ -19,29 +19,13 @@ from training.export import (
     store_weights_as_float16,
 )
 from training.model import ServingModel
-from training.train import TrainConfig, train
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Two short real runs of different designs, the shape of the shipped ensemble."""
-    outs = []
-    for arch, width in (("xception", 64), ("vgg", 32)):
-        out = tmp_path_factory.mktemp(f"export-{arch}")
-        train(
-            TrainConfig(
-                data=str(DATA_DIR), out=str(out), arch=arch, width=width, epochs=1, train_limit=800, val_limit=200
-            )
-        )
-        outs.append(out)
-    return outs
 
 
 @pytest.mark.parametrize(
     ("members", "crop_scales"), [(1, ()), (2, ()), (2, (0.9, 1.1))], ids=["single", "ensemble", "ensemble-crops"]
 )
-def test_onnx_matches_pytorch(runs: list[Path], members: int, crop_scales: tuple, tmp_path: Path) -> None:
-    serving = ServingModel([load_checkpoint(run)[0] for run in runs[:members]], crop_scales=crop_scales).eval()
+def test_onnx_matches_pytorch(quick_runs: list[Path], members: int, crop_scales: tuple, tmp_path: Path) -> None:
+    serving = ServingModel([load_checkpoint(run)[0] for run in quick_runs[:members]], crop_scales=crop_scales).eval()
     path = tmp_path / "model.onnx"
     export_onnx(serving, path)
     faces = load_split(DATA_DIR, "test").images.numpy()[:300]
@@ -50,9 +34,9 @@ def test_onnx_matches_pytorch(runs: list[Path], members: int, crop_scales: tuple
     assert checks["max_abs_difference"] < 1e-4
 
 
-def test_float16_weights_halve_the_file_and_keep_the_answers(runs: list[Path], tmp_path: Path) -> None:
+def test_float16_weights_halve_the_file_and_keep_the_answers(quick_runs: list[Path], tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
-    export_onnx(ServingModel([load_checkpoint(run)[0] for run in runs]).eval(), path)
+    export_onnx(ServingModel([load_checkpoint(run)[0] for run in quick_runs]).eval(), path)
     faces = load_split(DATA_DIR, "test").images.numpy()[:300]
     float32_size, float32_probs = path.stat().st_size, onnx_probabilities(path, faces)
     store_weights_as_float16(path)
@@ -62,8 +46,8 @@ def test_float16_weights_halve_the_file_and_keep_the_answers(runs: list[Path], t
     assert checks["max_abs_difference"] < 1e-2
 
 
-def test_export_writes_a_servable_versioned_model(runs: list[Path], tmp_path: Path) -> None:
-    folder = export_model(runs, DATA_DIR, tmp_path, version=None, crop_scales=[0.9])
+def test_export_writes_a_servable_versioned_model(quick_runs: list[Path], tmp_path: Path) -> None:
+    folder = export_model(quick_runs, DATA_DIR, tmp_path, version=None, crop_scales=[0.9])
     assert folder == tmp_path / "emotion" / "1"
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["opset"] >= 17 and metadata["classes"][1] == "disgust"

@@ -1,15 +1,17 @@
+from pathlib import Path
+
 import torch
 
-from tests.conftest import DATA_DIR, ENSEMBLE_V2
+from tests.conftest import DATA_DIR
 from training.data import load_split
+from training.export import load_checkpoint
 from training.model import ServingModel
-from training.recover import recover_members
 
 
-def test_serving_model_averages_every_network_over_every_view() -> None:
+def test_serving_model_averages_every_network_over_every_view(quick_runs: list[Path]) -> None:
     """The graph runs all views of all faces through each network as one batch; the rows must still
     come back to their own face."""
-    nets = [net for net, _ in recover_members(ENSEMBLE_V2)]
+    nets = [load_checkpoint(run)[0] for run in quick_runs]
     serving = ServingModel(nets, crop_scales=(0.9, 1.1)).eval()
     faces = load_split(DATA_DIR, "test").images[::500, None].float() / 255  # 8 real faces of mixed classes
     with torch.no_grad():

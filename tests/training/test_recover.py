@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import DATA_DIR, ENSEMBLE_V2, ENSEMBLE_V3_INT8, ENSEMBLE_V4_INT8
+from service.config import PROJECT_ROOT
+from tests.conftest import DATA_DIR
 from training.data import load_split
 from training.evaluate import onnx_probabilities
 from training.export import agreement, load_checkpoint, pytorch_probabilities
@@ -24,35 +25,35 @@ def recovered_against_graph(model_dir: Path) -> tuple[list[str], dict[str, float
     return [checkpoint["model_config"]["arch"] for _, checkpoint in members], checks
 
 
-def test_recovered_members_compute_what_the_shipped_graph_computes() -> None:
-    architectures, checks = recovered_against_graph(ENSEMBLE_V2)
-    assert architectures == ["xception", "vgg"]
+# A stored int8 ensemble of a VGG-style and three ResNet-style networks.
+ENSEMBLE_INT8 = PROJECT_ROOT / "model_store" / "emotion" / "6"
+
+
+def test_recovered_members_compute_what_the_exported_graph_computes(float16_export: Path) -> None:
+    architectures, checks = recovered_against_graph(float16_export)
+    assert architectures == ["xception", "vgg"]  # depthwise convolutions without batch norm, and folded ones
     assert checks["argmax_agreement"] == 1.0
     assert checks["max_abs_difference"] < 1e-4
 
 
-@pytest.mark.parametrize(
-    ("model_dir", "expected"),
-    [(ENSEMBLE_V4_INT8, ["vgg", "resnet"]), (ENSEMBLE_V3_INT8, ["xception", "vgg"])],
-    ids=["version 4", "version 3"],
-)
-def test_members_of_an_int8_graph_come_back_with_their_dequantised_weights(
-    model_dir: Path, expected: list[str]
-) -> None:
-    architectures, checks = recovered_against_graph(model_dir)
-    assert architectures == expected
+def test_members_of_an_int8_graph_come_back_with_their_dequantised_weights() -> None:
+    architectures, checks = recovered_against_graph(ENSEMBLE_INT8)
+    assert architectures == ["resnet_fullres", "vgg", "resnet", "resnet"]
     # The graph also rounds activations to 8 bits, which the float network does not: close, not equal.
     assert checks["argmax_agreement"] >= 0.97
     assert checks["max_abs_difference"] < 0.1
 
 
-def test_recovered_checkpoints_load_for_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.argv", ["recover", str(ENSEMBLE_V2), "--out", str(tmp_path)])
+def test_recovered_checkpoints_load_for_export(
+    float16_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.argv", ["recover", str(float16_export), "--out", str(tmp_path)])
     recover_main()
-    net, checkpoint = load_checkpoint(tmp_path / "vgg")
-    assert checkpoint["recovered_from"] == "emotion/2"
+    vgg_run = next(p for p in tmp_path.iterdir() if p.name.startswith("export-vgg"))
+    net, checkpoint = load_checkpoint(vgg_run)
+    assert checkpoint["recovered_from"] == "emotion/1"
     assert checkpoint["train_config"]["arch"] == "vgg"
-    recovered = dict(recover_members(ENSEMBLE_V2)[1][0].state_dict())
+    recovered = dict(recover_members(float16_export)[1][0].state_dict())
     for name, value in net.state_dict().items():
         torch.testing.assert_close(value, recovered[name])
     assert np.isfinite(checkpoint["metrics"]["seconds"])

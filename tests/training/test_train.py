@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import DATA_DIR, SINGLE_NETWORK_V1
+from tests.conftest import DATA_DIR
 from training.train import TrainConfig, blended_loss, class_weights, distillation_loss, train
 
 
@@ -65,12 +65,14 @@ def test_blended_loss_is_cross_entropy_when_nothing_is_blended_and_symmetric_oth
     assert forward != pytest.approx(float(plain))
 
 
-def test_a_distilled_run_learns_from_the_teachers_answers_on_its_views_and_computes_them_once(tmp_path: Path) -> None:
+def test_a_distilled_run_learns_from_the_teachers_answers_on_its_views_and_computes_them_once(
+    float16_export: Path, tmp_path: Path
+) -> None:
     config = dataclasses.replace(
         quick_config(tmp_path),
         epochs=2,
         train_limit=600,
-        teacher=str(SINGLE_NETWORK_V1 / "model.onnx"),
+        teacher=str(float16_export / "model.onnx"),
         teacher_views=2,
     )
     train(config, stop_after=1)
