@@ -1,4 +1,5 @@
-"""Make the README's pictures from real scenes: the demo page after an upload, and an annotated photo.
+"""Make the README's pictures from real inputs: the demo page after a photo and after a clip, and an
+annotated photo.
 
 python docs/make_screenshots.py      (needs Chromium and the dev extra)
 """
@@ -14,6 +15,7 @@ import httpx
 
 from service.devserver import running_service
 from tests.conftest import CHROMIUM_FLAGS, fer_faces
+from tests.service.clips import VIDEO_DIR
 from training.scenes import place_faces
 
 OUT = Path(__file__).resolve().parent / "images"
@@ -38,8 +40,16 @@ def main() -> None:
             page.set_input_files("#file-input", str(path))
             page.wait_for_selector("#faces li.face >> nth=3", timeout=30_000)
             page.screenshot(path=str(OUT / "demo.png"), full_page=True)
+            # Video mode on a real two-person clip (Intel IoT DevKit sample videos, CC BY 4.0), paused at 2.5 s.
+            page.click("#mode-video")
+            page.set_input_files("#video-input", str(VIDEO_DIR / "two-people-head-pose.webm"))
+            page.wait_for_selector("#tracks li >> nth=1", timeout=60_000)
+            page.wait_for_function("document.getElementById('clip').readyState >= 2", timeout=20_000)
+            page.evaluate("(() => { const c = document.getElementById('clip'); c.pause(); c.currentTime = 2.5; })()")
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(OUT / "demo-video.png"), full_page=True)
             browser.close()
-    print(f"wrote {OUT / 'demo.png'} and {OUT / 'annotated.jpg'}")
+    print(f"wrote {OUT / 'demo.png'}, {OUT / 'demo-video.png'} and {OUT / 'annotated.jpg'}")
 
 
 if __name__ == "__main__":
