@@ -192,7 +192,7 @@ class LiveStream:
             self.metrics.rejected.labels(rejection.reason).inc()
             self.metrics.stream_frames.labels("rejected").inc()
             error = {"code": rejection.code, "message": rejection.message}
-            await self.websocket.send_text(json.dumps({"frame": frame.number, "error": error}))
+            await self._send({"frame": frame.number, "error": error})
             return
         crops = prepared.crops
         probabilities = await self.emotion.batcher.classify(crops) if len(crops) else np.empty((0, 7), np.float32)
@@ -206,9 +206,17 @@ class LiveStream:
             "dropped": self.dropped,
             "faces": [tracked_face(f, classes).model_dump() for f in faces],
         }
-        await self.websocket.send_text(json.dumps(message))
+        await self._send(message)
         self.metrics.stream_frames.labels("analysed").inc()
         self.metrics.stream_latency_seconds.observe(latency_s)
+
+    async def _send(self, message: dict) -> None:
+        """Send an answer; a client that left meanwhile ends the stream quietly (it is not an error of ours)."""
+        try:
+            await self.websocket.send_text(json.dumps(message))
+        except WebSocketDisconnect:
+            self.gone = True
+            self.frame_arrived.set()
 
     def _prepare(self, data: bytes) -> PreparedImage:
         """Decode, detect cuts, detect and align: the blocking part of a frame, in a worker thread."""

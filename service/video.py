@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from contextlib import suppress
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
@@ -64,6 +65,12 @@ async def analyse_clip(
     room = threading.Semaphore(READ_AHEAD)
     stop = threading.Event()
 
+    def hand_over(item: object) -> None:
+        # A consumer that has stopped may have closed its event loop too: then nobody is waiting.
+        with suppress(RuntimeError):
+            if not stop.is_set():
+                loop.call_soon_threadsafe(ready.put_nowait, item)
+
     def read() -> None:
         cuts = CutDetector()
         try:
@@ -73,14 +80,12 @@ async def analyse_clip(
                 while not room.acquire(timeout=0.1):
                     if stop.is_set():
                         return
-                if stop.is_set():
-                    return
-                loop.call_soon_threadsafe(ready.put_nowait, item)
+                hand_over(item)
         except Exception as error:  # handed to the consumer, which raises it in the request
-            loop.call_soon_threadsafe(ready.put_nowait, error)
+            hand_over(error)
         finally:
             clip.close()
-            loop.call_soon_threadsafe(ready.put_nowait, _END)
+            hand_over(_END)
 
     reader = threading.Thread(target=read, name="video-reader", daemon=True)
     reader.start()
