@@ -97,7 +97,7 @@ class Track:
 
 
 @dataclass(frozen=True)
-class TrackedFace:
+class Sighting:
     """One face in one frame: its track, its detection, and this frame's and the smoothed emotions."""
 
     track_id: int
@@ -120,7 +120,7 @@ class FaceTracker:
         """End every track, e.g. at a cut: the next faces are new people even where the old ones stood."""
         self.tracks = []
 
-    def update(self, time_s: float, detections: list[Detection], probabilities: np.ndarray) -> list[TrackedFace]:
+    def update(self, time_s: float, detections: list[Detection], probabilities: np.ndarray) -> list[Sighting]:
         """Assign the frame's faces (in detection order) to tracks; returns them in the same order."""
         dt = 0.0 if self.last_time_s is None else max(0.0, time_s - self.last_time_s)
         self.last_time_s = time_s
@@ -141,7 +141,7 @@ class FaceTracker:
                 track.smoothed = (1 - weight) * track.smoothed + weight * raw
                 track.filter.update(detection.box)
                 track.last_seen_s = time_s
-            faces.append(TrackedFace(track.track_id, detection, raw, track.smoothed.copy()))
+            faces.append(Sighting(track.track_id, detection, raw, track.smoothed.copy()))
         return faces
 
     def _match(self, detections: list[Detection]) -> dict[int, Track]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from contextlib import suppress
 from collections.abc import AsyncGenerator
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,8 +22,7 @@ from service.metrics import Metrics
 from service.pipeline import AsyncClassify, Pipeline, PreparedImage
 from service.results import face_result
 from service.schemas import EmotionScores, Peak, TimelineEntry, TrackedFace, TrackResult, VideoSummary
-from service.tracking import CutDetector, FaceTracker
-from service.tracking import TrackedFace as Tracked
+from service.tracking import CutDetector, FaceTracker, Sighting
 from service.video_decode import Clip, VideoLimits
 
 # Frames the reader may prepare ahead of classification.
@@ -38,7 +37,7 @@ def video_limits(settings: Settings) -> VideoLimits:
 @dataclass(frozen=True)
 class AnalysedFrame:
     time_ms: float
-    faces: list[Tracked]
+    faces: list[Sighting]
 
 
 @dataclass
@@ -105,7 +104,7 @@ async def analyse_clip(
         stop.set()
 
 
-def tracked_face(face: Tracked, classes: tuple[str, ...]) -> TrackedFace:
+def tracked_face(face: Sighting, classes: tuple[str, ...]) -> TrackedFace:
     public = face_result(face.detection, face.smoothed.tolist(), classes)
     raw = EmotionScores(**dict(zip(classes, (round(float(p), 6) for p in face.raw))))
     return TrackedFace(**public.model_dump(), track_id=face.track_id, raw_emotions=raw)
