@@ -131,6 +131,7 @@ def test_rolling_restart_of_both_instances_fails_no_request(balancer: tuple[str,
                 # The balancer sent it nothing before it was ready: it cannot even connect before then.
                 assert not any(o.server == name and restarted_at < o.done < ready_at for o in load.outcomes)
             time.sleep(1)
+    print(f"rolling restart: {len(load.outcomes)} requests, {len(load.failures())} failed")  # shown with -s
     assert len(load.outcomes) > 50
     assert load.failures() == []
     assert load.served_by("api-1", 0) and load.served_by("api-2", 0)
@@ -147,6 +148,7 @@ def test_a_killed_instance_fails_only_the_requests_it_was_holding(balancer: tupl
             first.process.kill()
             time.sleep(4)
     failures = load.failures()
+    print(f"kill -9: {len(load.outcomes)} requests, {len(failures)} failed")
     assert len(failures) <= CLIENTS  # at most one in flight per client on the killed instance
     # None sent after the balancer's next health checks (2 failed, 500 ms apart) failed.
     assert all(f.sent < killed_at + 1.0 for f in failures)
@@ -167,6 +169,7 @@ def test_a_hung_instance_is_taken_out_and_comes_back(balancer: tuple[str, list[i
             resumed_at = time.monotonic()
             wait_until(lambda: load.served_by("api-1", resumed_at + 1) > 3, timeout_s=30)
     failures = load.failures()
+    print(f"SIGSTOP 5 s: {len(load.outcomes)} requests, {len(failures)} failed")
     # Requests the hung instance held wait for it and are answered once it resumes, or time out at
     # the balancer: either way, only those sent before the health checks took it out (1 s).
     assert all(f.sent < stopped_at + 1.5 for f in failures)

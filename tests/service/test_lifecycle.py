@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import httpx
+import pytest
 
 from service.devserver import running_service
 from tests.conftest import fer_faces, jpeg
@@ -77,3 +79,26 @@ def test_a_burst_from_several_processes_is_shed_with_503_not_queued() -> None:
         assert all(retry == "1" for status, retry in outcomes if status == 503)
         after = httpx.post(f"{base}/v1/predict", files=[("files", ("a.jpg", LIGHT, "image/jpeg"))], timeout=60)
         assert after.status_code == 200
+
+
+def test_sigterm_drains_then_answers_the_frame_in_flight_and_closes_streams_with_1001() -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with running_service(drain_s=1.5) as service:
+        url = service.base.replace("http://", "ws://") + "/v1/stream"
+        with connect(url) as ws:
+            ws.send(LIGHT)
+            assert len(json.loads(ws.recv(timeout=30))["faces"]) == 1
+            service.process.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            # Draining: not ready, yet still serving, with Connection: close.
+            assert httpx.get(f"{service.base}/readyz").status_code == 503
+            served = httpx.post(f"{service.base}/v1/predict", files=[("files", ("a.jpg", LIGHT, "image/jpeg"))])
+            assert served.status_code == 200 and served.headers["connection"] == "close"
+            ws.send(LIGHT)  # still answered, then the stream is closed as the drain ends
+            assert len(json.loads(ws.recv(timeout=30))["faces"]) == 1
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=30)
+            assert closed.value.rcvd.code == 1001
+        assert service.process.wait(timeout=60) == 0

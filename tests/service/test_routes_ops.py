@@ -22,14 +22,19 @@ def test_not_ready_before_models_load(settings: Settings) -> None:
 
 
 def test_models_report_what_is_loaded(client: TestClient, settings: Settings) -> None:
-    models = {m["role"]: m for m in client.get("/v1/models").json()["models"]}
-    assert set(models) == {"detector", "emotion"}
-    emotion = resolve(settings.model_store, settings.default_emotion_model)
-    assert models["emotion"]["sha256"] == file_sha256(emotion.onnx_path)
-    assert models["emotion"]["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-    assert 0 < models["emotion"]["metrics"]["accuracy"] <= 1
+    models = client.get("/v1/models").json()["models"]
+    assert [m["role"] for m in models] == ["detector", "emotion", "emotion"]
+    emotion = {m["name"]: m for m in models if m["role"] == "emotion"}
+    assert set(emotion) == {"emotion", "emotion-fast"}
+    assert [name for name, m in emotion.items() if m["default"]] == [settings.default_emotion_model] == ["emotion"]
     info = client.get("/metrics").text
-    assert f'emotion_model_info{{name="emotion",role="emotion",sha256="{emotion.sha256}"' in info
+    for name, model in emotion.items():
+        stored = resolve(settings.model_store, name)
+        assert model["sha256"] == file_sha256(stored.onnx_path)
+        assert model["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+        assert 0 < model["metrics"]["accuracy"] <= 1
+        assert model["calibration"]["cross_fitted"]["after"]["ece"] <= 0.02
+        assert f'emotion_model_info{{name="{name}",role="emotion",sha256="{stored.sha256}"' in info
 
 
 def test_openapi_documents_the_real_schema(client: TestClient) -> None:
