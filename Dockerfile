@@ -28,6 +28,7 @@ USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
-# uvicorn drains in-flight requests on SIGTERM before exiting.
+# On SIGTERM the service drains (service/shutdown.py): unready, serving on for EMOTION_DRAIN_S, then it
+# finishes what is in flight and exits.
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "service"]
