@@ -49,11 +49,11 @@ async def video(
     smoothing: Annotated[
         float, Query(ge=0, le=60, description="Seconds of temporal smoothing per person; 0 turns it off.")
     ] = 1.0,
-):
+) -> VideoResponse | StreamingResponse:
     """Track every face through a clip and return each person's emotions over time."""
     runtime.admission.check()
-    analysis = ClipAnalysis(runtime, emotion, await open_clip(runtime, await file.read(), fps), fps, smoothing)
-    analysis.filename, analysis.request_id = file.filename, request.state.request_id
+    clip = await open_clip(runtime, await file.read(), fps)
+    analysis = ClipAnalysis(runtime, emotion, clip, fps, smoothing, file.filename, request.state.request_id)
     if NDJSON in request.headers.get("accept", ""):
         return StreamingResponse(analysis.lines(), media_type=NDJSON)
     timeout = runtime.settings.video_timeout_s
@@ -79,11 +79,18 @@ async def open_clip(runtime: Runtime, data: bytes, fps: float) -> Clip:
 class ClipAnalysis:
     """One request's clip, analysed either into one response or into NDJSON lines."""
 
-    filename: str | None = None
-    request_id: str = "-"
-
-    def __init__(self, runtime: Runtime, emotion: ServedModel, clip: Clip, fps: float, smoothing: float) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        emotion: ServedModel,
+        clip: Clip,
+        fps: float,
+        smoothing: float,
+        filename: str | None,
+        request_id: str,
+    ) -> None:
         self.runtime, self.emotion, self.clip, self.fps = runtime, emotion, clip, min(fps, clip.info.fps)
+        self.filename, self.request_id = filename, request_id
         self.tracker = FaceTracker(smoothing, runtime.settings.track_max_gap_s)
         self.classes = emotion.classifier.classes
 
