@@ -17,29 +17,21 @@ import httpx
 import numpy as np
 import websockets
 
-from service.config import PROJECT_ROOT, Settings
+from service.config import Settings
 from service.devserver import running_service
 from service.metrics import Metrics
 from service.runtime import Runtime, load_runtime
 from service.tracking import FaceTracker
 from service.video import analyse_clip, video_limits
 from service.video_decode import Clip
+from tests.service.clips import clip_frames
 
-VIDEOS = PROJECT_ROOT.parent / "shared" / "data" / "videos"
 ROUNDS = 3
-
-
-def read_frames(name: str) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(VIDEOS / name))
-    frames = []
-    while (frame := capture.read()[1]) is not None:
-        frames.append(frame)
-    return frames
 
 
 def minute_clip(path: Path, seconds: float = 60, fps: float = 25) -> bytes:
     """A 720p clip of two people (the shared two-person clip, upscaled and looped) at a camera's rate."""
-    source = read_frames("two-people-head-pose.webm")  # 12 fps
+    source = clip_frames("two-people-head-pose.webm")  # 12 fps
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (1280, 720))
     for n in range(round(seconds * fps)):
         frame = source[int(n * 12 / fps) % len(source)]
@@ -136,7 +128,7 @@ async def streams_at_once(url: str, frames: list[bytes], count: int, fps: float,
 def bench_streams(fps: float = 15, seconds: float = 20, model: str | None = None) -> list[dict]:
     """One stream of 640x480 frames at 15 fps, then eight at once."""
     frames = [
-        cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in read_frames("asl-please.mp4")
+        cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in clip_frames("asl-please.mp4")
     ]
     rows = []
     with running_service(log_level="warning") as service:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from service.config import PROJECT_ROOT
-from service.devserver import free_port, running_service
+from service.devserver import LiveService, free_port, running_service
 from tests.conftest import fer_faces, jpeg
 from training.scenes import place_faces
 
@@ -137,16 +137,23 @@ def test_rolling_restart_of_both_instances_fails_no_request(balancer: tuple[str,
     assert load.served_by("api-1", 0) and load.served_by("api-2", 0)
 
 
-def test_a_killed_instance_fails_only_the_requests_it_was_holding(balancer: tuple[str, list[int]]) -> None:
+@contextlib.contextmanager
+def under_load(balancer: tuple[str, list[int]], load: Load) -> Iterator[LiveService]:
+    """Both instances up, clients posting through the balancer for 3 s already; yields the first instance."""
     base, ports = balancer
-    load = Load(f"{base}/v1/predict")
     with instance(ports[0]) as first, instance(ports[1]):
         wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200)
         with load.running():
             time.sleep(3)
-            killed_at = time.monotonic()
-            first.process.kill()
-            time.sleep(4)
+            yield first
+
+
+def test_a_killed_instance_fails_only_the_requests_it_was_holding(balancer: tuple[str, list[int]]) -> None:
+    load = Load(f"{balancer[0]}/v1/predict")
+    with under_load(balancer, load) as first:
+        killed_at = time.monotonic()
+        first.process.kill()
+        time.sleep(4)
     failures = load.failures()
     print(f"kill -9: {len(load.outcomes)} requests, {len(failures)} failed")
     assert len(failures) <= CLIENTS  # at most one in flight per client on the killed instance
@@ -156,18 +163,14 @@ def test_a_killed_instance_fails_only_the_requests_it_was_holding(balancer: tupl
 
 
 def test_a_hung_instance_is_taken_out_and_comes_back(balancer: tuple[str, list[int]]) -> None:
-    base, ports = balancer
-    load = Load(f"{base}/v1/predict")
-    with instance(ports[0]) as first, instance(ports[1]):
-        wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200)
-        with load.running():
-            time.sleep(3)
-            stopped_at = time.monotonic()
-            first.process.send_signal(signal.SIGSTOP)
-            time.sleep(5)
-            first.process.send_signal(signal.SIGCONT)
-            resumed_at = time.monotonic()
-            wait_until(lambda: load.served_by("api-1", resumed_at + 1) > 3, timeout_s=30)
+    load = Load(f"{balancer[0]}/v1/predict")
+    with under_load(balancer, load) as first:
+        stopped_at = time.monotonic()
+        first.process.send_signal(signal.SIGSTOP)
+        time.sleep(5)
+        first.process.send_signal(signal.SIGCONT)
+        resumed_at = time.monotonic()
+        wait_until(lambda: load.served_by("api-1", resumed_at + 1) > 3, timeout_s=30)
     failures = load.failures()
     print(f"SIGSTOP 5 s: {len(load.outcomes)} requests, {len(failures)} failed")
     # Requests the hung instance held wait for it and are answered once it resumes, or time out at
