@@ -119,7 +119,7 @@ def test_dashboard_queries_only_metrics_the_service_exports(client: TestClient) 
     }
     assert queried and queried <= exported, queried - exported
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
-    for topic in ("status", "latency", "faces", "batch size", "queue", "rejected"):
+    for topic in ("status", "latency", "faces", "batch size", "queue", "rejected", "live stream", "video"):
         assert topic in titles
 
 
