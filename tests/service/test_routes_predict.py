@@ -130,7 +130,7 @@ def test_metrics_move_with_traffic(client: TestClient) -> None:
         "detect": sample(client, "emotion_stage_duration_seconds_count", stage="detect"),
         "classify": sample(client, "emotion_stage_duration_seconds_count", stage="classify"),
         "rejected": sample(client, "emotion_images_rejected_total", reason="unsupported_type"),
-        "batches": sample(client, "emotion_batch_size_count"),
+        "batches": sample(client, "emotion_batch_size_count", model="emotion"),
     }
     scene = place_faces(fer_faces("fear", 2), 300, 500, 140, seed=16)
     assert client.post("/v1/predict", files=upload(jpeg(scene.image))).status_code == 200
@@ -141,7 +141,7 @@ def test_metrics_move_with_traffic(client: TestClient) -> None:
     assert sample(client, "emotion_faces_per_image_sum") == before["faces"] + 2
     assert sample(client, "emotion_stage_duration_seconds_count", stage="detect") == before["detect"] + 1
     assert sample(client, "emotion_stage_duration_seconds_count", stage="classify") == before["classify"] + 1
-    assert sample(client, "emotion_batch_size_count") == before["batches"] + 1
+    assert sample(client, "emotion_batch_size_count", model="emotion") == before["batches"] + 1
     assert sample(client, "emotion_images_rejected_total", reason="unsupported_type") == before["rejected"] + 1
 
 

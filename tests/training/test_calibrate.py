@@ -51,9 +51,9 @@ def test_the_baked_graph_computes_the_calibrated_probabilities(float16_export: P
     np.testing.assert_allclose(after, apply(np.log(np.maximum(before, 1e-7)), 1.3, bias), atol=1e-5)
 
 
-def test_calibrating_a_model_records_honest_figures(float16_export: Path, tmp_path: Path) -> None:
+def test_calibrating_a_model_records_honest_figures(float16_export: Path, small_data: Path, tmp_path: Path) -> None:
     target = tmp_path / "emotion" / "2"
-    record = calibrate_model(float16_export, target, DATA_DIR, tmp_path / "diagram.png")
+    record = calibrate_model(float16_export, target, small_data, tmp_path / "diagram.png")
     before, after = record["cross_fitted"]["before"], record["cross_fitted"]["after"]
     assert after["class_share_error"] < before["class_share_error"]
     assert after["nll"] < before["nll"]

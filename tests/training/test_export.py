@@ -46,8 +46,8 @@ def test_float16_weights_halve_the_file_and_keep_the_answers(quick_runs: list[Pa
     assert checks["max_abs_difference"] < 1e-2
 
 
-def test_export_writes_a_servable_versioned_model(quick_runs: list[Path], tmp_path: Path) -> None:
-    folder = export_model(quick_runs, DATA_DIR, tmp_path, version=None, crop_scales=[0.9])
+def test_export_writes_a_servable_versioned_model(quick_runs: list[Path], small_data: Path, tmp_path: Path) -> None:
+    folder = export_model(quick_runs, small_data, tmp_path, version=None, crop_scales=[0.9])
     assert folder == tmp_path / "emotion" / "1"
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["opset"] >= 17 and metadata["classes"][1] == "disgust"
