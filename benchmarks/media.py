@@ -69,6 +69,7 @@ def bench_video(workdir: Path, fps: float = 5) -> dict:
     runtime = load_runtime(Settings(), metrics)
     http_s, local_s = [], []
     with running_service(log_level="warning") as service:
+        rss_before = service.rss_mb()
         for _ in range(2):
             started = time.perf_counter()
             response = httpx.post(f"{service.base}/v1/video", params={"fps": fps}, files={"file": data}, timeout=600)
@@ -77,6 +78,7 @@ def bench_video(workdir: Path, fps: float = 5) -> dict:
             started = time.perf_counter()
             frames = asyncio.run(analyse_in_process(runtime, data, fps))
             local_s.append(time.perf_counter() - started)
+        rss_after = service.rss_mb()
     body = response.json()
     shares = stage_seconds(metrics)
     total = sum(shares.values())
@@ -91,6 +93,8 @@ def bench_video(workdir: Path, fps: float = 5) -> dict:
         "http_vs_in_process": round(local / http, 3),
         "times_real_time": round(duration_s / http, 2),
         "shares": {stage: round(seconds / total, 3) for stage, seconds in shares.items()},
+        "rss_mb_before": rss_before,
+        "rss_mb_after_two_clips": rss_after,
     }
 
 

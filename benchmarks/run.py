@@ -268,7 +268,8 @@ def media_markdown(results: dict) -> list[str]:
             "",
             f"- Video, {video['clip']}, {video['frames_analysed']} frames analysed at 5 fps: HTTP {video['http_s']} s, "
             f"in-process {video['in_process_s']} s: **{video['http_vs_in_process']}** of in-process speed "
-            f"(target ≥ 0.85), **{video['times_real_time']}x real time** (target ≥ 4). Time shares: {shares}.",
+            f"(target ≥ 0.85), **{video['times_real_time']}x real time** (target ≥ 4). Time shares: {shares}. "
+            f"Service RSS {video['rss_mb_before']} MB before, {video['rss_mb_after_two_clips']} MB after two clips.",
         ]
     if streams := results.get("streams"):
         lines += [
