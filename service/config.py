@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     # Models
     model_store: Path = Field(PROJECT_ROOT / "model_store", description="Root of the versioned model store.")
     emotion_models: str = Field(
-        "emotion",
+        "emotion,emotion-fast",
         description="Emotion models to serve: comma-separated names in the store, each optionally pinned as "
         "name:version (else its highest version). Each gets its own micro-batcher.",
     )

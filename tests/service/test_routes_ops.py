@@ -33,7 +33,7 @@ def test_models_report_what_is_loaded(client: TestClient, settings: Settings) ->
         assert model["sha256"] == file_sha256(stored.onnx_path)
         assert model["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
         assert 0 < model["metrics"]["accuracy"] <= 1
-        assert model["calibration"]["cross_fitted"]["after"]["ece"] <= 0.02
+        assert model["calibration"]["cross_fitted"]["after"]["class_share_error"] <= 0.02
         assert f'emotion_model_info{{name="{name}",role="emotion",sha256="{stored.sha256}"' in info
 
 
