@@ -64,12 +64,17 @@ def header_size(data: bytes) -> tuple[int, int]:
             raise ImageRejected(400, "undecodable", "the image header cannot be read") from None
 
 
-def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
-    """Decode an upload to an upright HxWx3 uint8 BGR array, or raise ImageRejected."""
+def check_size(data: bytes, max_bytes: int, what: str) -> None:
+    """The first checks on any upload, photo or clip: not empty, not over its byte limit."""
     if not data:
         raise ImageRejected(400, "empty", "the file is empty")
     if len(data) > max_bytes:
-        raise ImageRejected(413, "file_too_large", f"the file exceeds {max_bytes} bytes")
+        raise ImageRejected(413, "file_too_large", f"{what} exceeds {max_bytes} bytes")
+
+
+def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
+    """Decode an upload to an upright HxWx3 uint8 BGR array, or raise ImageRejected."""
+    check_size(data, max_bytes, "the file")
     kind = sniff_format(data)
     if kind is None:
         if sniff_container(data) is not None:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from service.errors import ImageRejected
-from service.imaging import sniff_container, sniff_format
+from service.imaging import check_size, sniff_container, sniff_format
 
 ACCEPTED = "MP4, MOV, WebM, Matroska, AVI or animated GIF"
 
@@ -50,10 +50,7 @@ class Clip:
     """One opened clip. Not thread-safe: one reader at a time."""
 
     def __init__(self, data: bytes, limits: VideoLimits) -> None:
-        if not data:
-            raise ImageRejected(400, "empty", "the file is empty")
-        if len(data) > limits.max_bytes:
-            raise ImageRejected(413, "file_too_large", f"the clip exceeds {limits.max_bytes} bytes")
+        check_size(data, limits.max_bytes, "the clip")
         container = sniff_container(data)
         if container is None:
             if sniff_format(data) is not None:
