@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from service.model_store import StoredModel, onnxruntime_session
@@ -16,15 +18,32 @@ def model_input(crops: np.ndarray, scale: float) -> np.ndarray:
     return crops[:, None, :, :].astype(np.float32) * scale
 
 
+@dataclass(frozen=True)
+class CropSpec:
+    """The crops a model wants, from its metadata: enough to align faces without loading the graph."""
+
+    classes: tuple[str, ...]
+    size: int
+    scale: float
+    template: np.ndarray  # landmark positions in the aligned crop
+
+    @classmethod
+    def of(cls, model: StoredModel) -> CropSpec:
+        meta = model.metadata
+        return cls(
+            classes=tuple(meta["classes"]),
+            size=int(meta["input"]["shape"][-1]),
+            scale=float(meta["preprocessing"]["scale"]),
+            template=np.array(meta["preprocessing"]["alignment_template"]["landmarks"], np.float32),
+        )
+
+
 class EmotionClassifier:
     """Wraps the exported graph, whose preprocessing contract lives in the model's metadata."""
 
     def __init__(self, model: StoredModel, threads: int = 0) -> None:
-        meta = model.metadata
-        self.classes: tuple[str, ...] = tuple(meta["classes"])
-        self.size: int = int(meta["input"]["shape"][-1])
-        self.scale: float = float(meta["preprocessing"]["scale"])
-        self.template = np.array(meta["preprocessing"]["alignment_template"]["landmarks"], np.float32)
+        spec = CropSpec.of(model)
+        self.classes, self.size, self.scale, self.template = spec.classes, spec.size, spec.scale, spec.template
         self.session = onnxruntime_session(model.onnx_path, threads)
         self.input_name = self.session.get_inputs()[0].name
 

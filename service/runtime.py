@@ -89,8 +89,8 @@ def load_emotion_models(settings: Settings, metrics: Metrics) -> dict[str, Serve
     return served
 
 
-def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
-    """Load and verify every model; raises ModelStoreError when the store is not prepared."""
+def load_detector(settings: Settings, threads: int | None = None) -> tuple[StoredModel, RetinaFaceDetector]:
+    """The face detector the settings name, verified, with their sizes and thresholds (threads: the setting's)."""
     detector_model = resolve(settings.model_store, settings.detector_model, settings.detector_version)
     detector = RetinaFaceDetector(
         detector_model,
@@ -99,8 +99,14 @@ def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
         nms_threshold=settings.detect_nms_threshold,
         min_face_size=settings.min_face_size,
         backend=settings.detector_backend,
-        threads=settings.intra_op_threads,
+        threads=settings.intra_op_threads if threads is None else threads,
     )
+    return detector_model, detector
+
+
+def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
+    """Load and verify every model; raises ModelStoreError when the store is not prepared."""
+    detector_model, detector = load_detector(settings)
     emotion_models = load_emotion_models(settings, metrics)
     default = emotion_models[settings.default_emotion_model].classifier
     pipeline = Pipeline(detector, default, metrics, settings.max_file_bytes, settings.max_image_pixels)
