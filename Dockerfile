@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# Runtime image of the emotion service: no torch, no compilers, models prepared at build time.
+# Images of the online service (the default target) and of the batch job (--target batch):
+# no torch, no compilers, models prepared at build time.
 
 FROM python:3.11.7-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -14,16 +15,31 @@ COPY model_store ./model_store
 RUN pip install . \
  && python -m service.prepare --store /src/model_store
 
-FROM python:3.11.7-slim-bookworm AS runtime
+# The batch job's environment: the same install plus Ray Data and pyarrow (emotion-batch).
+FROM build AS build-batch
+COPY batch ./batch
+RUN pip install "./[batch]"
+
+# What both images share: an unprivileged user and the prepared model store.
+FROM python:3.11.7-slim-bookworm AS base
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
-COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src/model_store /app/model_store
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    EMOTION_HOST=0.0.0.0 \
-    EMOTION_PORT=8000 \
     EMOTION_MODEL_STORE=/app/model_store
 WORKDIR /app
+
+# docker build --target batch -t emotion-service:batch .   (k8s/batch runs it on KubeRay)
+FROM base AS batch
+COPY --from=build-batch /opt/venv /opt/venv
+USER 10001
+CMD ["emotion-batch", "score", "--help"]
+
+# The online service, and the default target.
+FROM base AS runtime
+COPY --from=build /opt/venv /opt/venv
+ENV EMOTION_HOST=0.0.0.0 \
+    EMOTION_PORT=8000
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \

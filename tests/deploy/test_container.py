@@ -32,6 +32,9 @@ def test_runtime_image_runs_as_non_root_and_checks_health() -> None:
     assert re.search(r"^USER 10001$", runtime_stage, re.M)
     assert "HEALTHCHECK" in runtime_stage and "/healthz" in runtime_stage
     assert "[train" not in text and "COPY training" not in text
+    # Ray stays out of the online image: only the batch target installs the extra.
+    build_stage = text.split(" AS build\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "[batch]" not in build_stage and "--from=build-batch" not in runtime_stage
 
 
 def test_image_recipe_installs_and_prepares_in_a_fresh_environment(tmp_path: Path) -> None:
@@ -51,7 +54,8 @@ def test_image_recipe_installs_and_prepares_in_a_fresh_environment(tmp_path: Pat
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    run_lines = re.findall(r"^RUN (.+?)(?<!\\)$", DOCKERFILE.read_text().split(" AS runtime")[0], re.M | re.S)
+    build_stage = DOCKERFILE.read_text().split(" AS build\n", 1)[1].split("\nFROM ", 1)[0]
+    run_lines = re.findall(r"^RUN (.+?)(?<!\\)$", build_stage, re.M | re.S)
     install = run_lines[-1].replace("\\\n", " ").replace("/src/", f"{context}/")
     subprocess.run(install, shell=True, check=True, cwd=context, env={"PATH": f"{python.parent}:/usr/bin:/bin"})
     assert (context / "model_store/retinaface/1/model.onnx").stat().st_size > 1_000_000

@@ -1,13 +1,16 @@
-"""The kustomize overlays render, validate against the Kubernetes schemas, and match the app."""
+"""The kustomize overlays and the batch RayJob render, validate against their schemas, and match the app."""
 
+import json
 import shutil
 import subprocess
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from batch.cli import parse
 from service.config import PROJECT_ROOT, Settings
 
 KUBECTL = shutil.which("kubectl")
@@ -15,9 +18,9 @@ pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built
 OVERLAYS = ["dev", "prod"]
 
 
-def render(overlay: str) -> list[dict]:
+def render(overlay: str, folder: str = "k8s/overlays") -> list[dict]:
     out = subprocess.run(
-        [KUBECTL, "kustomize", str(PROJECT_ROOT / "k8s/overlays" / overlay)], capture_output=True, text=True, check=True
+        [KUBECTL, "kustomize", str(PROJECT_ROOT / folder / overlay)], capture_output=True, text=True, check=True
     ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
@@ -105,3 +108,35 @@ def test_the_ingress_carries_clips_and_long_lived_streams(overlay: str) -> None:
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= Settings().stream_idle_timeout_s
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == by_kind(render(overlay))["Service"]["metadata"]["name"]
+
+
+def ray_pod_templates(job: dict) -> list[dict]:
+    cluster = job["spec"]["rayClusterSpec"]
+    return [cluster["headGroupSpec"]["template"], *(group["template"] for group in cluster["workerGroupSpecs"])]
+
+
+def test_the_batch_rayjob_validates() -> None:
+    """The RayJob against the KubeRay fields it uses, and each pod template against Kubernetes' own schema."""
+    (job,) = render("batch", folder="k8s")
+    schema = json.loads((PROJECT_ROOT / "tests/deploy/schemas/rayjob-v1.json").read_text())
+    jsonschema.validate(job, schema)
+    for template in ray_pod_templates(job):
+        pod_template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": template}
+        kubernetes_validate.validate(pod_template, "1.32.0", strict=True)
+
+
+def test_the_batch_rayjob_runs_the_job_in_the_batch_image_with_storage_credentials() -> None:
+    (job,) = render("batch", folder="k8s")
+    command = job["spec"]["entrypoint"].split()
+    assert command[0] == "emotion-batch"
+    options = parse(command[1:])
+    assert options.input.startswith("s3://") and options.output.startswith("s3://")
+    for template in ray_pod_templates(job):
+        (container,) = template["spec"]["containers"]
+        assert container["image"].endswith("-batch")
+        secrets = {e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+        assert secrets == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+        assert template["spec"]["securityContext"]["runAsNonRoot"] is True
+        assert container["resources"]["limits"]["memory"]
+    # Workers hold the CPUs; the head schedules none, so the defaults size the actor pool from the workers.
+    assert job["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
