@@ -1,6 +1,6 @@
 """Measure the service against its own limits, all in one run so the ratios hold on a noisy machine.
 
-    python -m benchmarks.run [--soak-requests 10000] [--quick] [--only models video streams]
+    python -m benchmarks.run [--soak-requests 10000] [--quick] [--only models video streams batch]
 
 Writes benchmarks/results.json and benchmarks/results.md, and puts the table into docs/benchmarks.md.
 """
@@ -25,6 +25,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
+from benchmarks.batch import bench_batch
 from benchmarks.media import bench_models, bench_streams, bench_video
 from service.config import PROJECT_ROOT, Settings
 from service.detector import OnnxRuntimeRunner, OpenCvRunner
@@ -282,6 +283,14 @@ def media_markdown(results: dict) -> list[str]:
             f"{r['dropped_share']:.1%} |"
             for r in streams
         ]
+    if batch := results.get("batch"):
+        lines += [
+            "",
+            f"- Batch, {batch['images']} one-face scenes ({batch['faces']} faces found): `emotion-batch` on a local "
+            f"Ray {batch['batch_images_per_s']} images/s ({batch['batch_images_per_s_per_core']} per core, Ray's "
+            f"start included), the in-process pipeline {batch['in_process_images_per_s']} images/s on the same "
+            f"{batch['cores']} cores: **{batch['batch_vs_in_process']}** of the in-process rate (target ≥ 0.8).",
+        ]
     return lines
 
 
@@ -291,7 +300,7 @@ def main() -> None:
     parser.add_argument("--soak-requests", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="small budgets, to check the script itself")
     parser.add_argument(
-        "--only", nargs="+", choices=["models", "video", "streams"], help="measure these again, keep the rest"
+        "--only", nargs="+", choices=["models", "video", "streams", "batch"], help="measure these again, keep the rest"
     )
     args = parser.parse_args()
     if args.only:
@@ -328,7 +337,7 @@ def main() -> None:
         "batching": bench_batching(classifier, crops),
     }
     results["http"] = bench_http(pipeline, scenes, 300 if args.quick else args.soak_requests, args.quick)
-    results.update(measure_media(args.data, ["models", "video", "streams"]))
+    results.update(measure_media(args.data, ["models", "video", "streams", "batch"]))
     one_face = results["pipeline"][0]
     results["ratios"] = {
         "http_vs_pipeline": round(
@@ -350,6 +359,8 @@ def measure_media(data: Path, sections: list[str]) -> dict:
             measured["video"] = bench_video(Path(tmp))
     if "streams" in sections:
         measured["streams"] = bench_streams() + bench_streams(model="emotion-fast")
+    if "batch" in sections:
+        measured["batch"] = bench_batch(data)
     return measured
 
 
