@@ -2,19 +2,19 @@ import numpy as np
 import pytest
 
 from service.classifier import EmotionClassifier
-from service.config import PROJECT_ROOT
+from service.config import PROJECT_ROOT, Settings
 from service.model_store import StoredModel, available_versions, resolve
 from tests.conftest import DATA_DIR
-from training.calibrate import calibration_figures
+from training.calibrate import apply, calibration_figures
 from training.data import load_split
 
 STORE = PROJECT_ROOT / "model_store"
-STORED = [(name, version) for name in ("emotion", "emotion-fast") for version in available_versions(STORE, name)]
+SERVED = list(Settings().emotion_model_versions().items())
 
 
-@pytest.fixture(scope="module", params=STORED, ids=[f"{n}-{v}" for n, v in STORED])
+@pytest.fixture(scope="module", params=SERVED, ids=[name for name, _ in SERVED])
 def evaluated(request: pytest.FixtureRequest) -> tuple[StoredModel, np.ndarray, np.ndarray]:
-    """Each stored model's answers on all of PublicTest through the service's classifier, computed once."""
+    """Each served model's answers on all of PublicTest through the service's classifier, computed once."""
     model = resolve(STORE, *request.param)
     test = load_split(DATA_DIR, "test")
     classifier = EmotionClassifier(model)
@@ -34,8 +34,6 @@ def test_served_model_reproduces_its_recorded_public_test_accuracy(evaluated: tu
 
 def test_calibrated_models_reproduce_their_recorded_calibration(evaluated: tuple) -> None:
     model, probs, labels = evaluated
-    if "calibration" not in model.metadata:
-        pytest.skip(f"{model.name}/{model.version} is not calibrated (kept for rollback)")
     recorded = model.metadata["calibration"]
     measured = calibration_figures(probs, labels)
     for key, value in recorded["shipped_graph_on_publictest"].items():
@@ -45,3 +43,28 @@ def test_calibrated_models_reproduce_their_recorded_calibration(evaluated: tuple
     after, before = recorded["cross_fitted"]["after"], recorded["cross_fitted"]["before"]
     assert after["class_share_error"] <= 0.02 and after["nll"] < before["nll"]
     assert after["accuracy"] >= before["accuracy"] - 0.003
+
+
+def test_the_store_holds_only_served_models_and_their_rollback_bases() -> None:
+    served = {f"{m.name}/{m.version}": m for m in (resolve(STORE, *entry) for entry in SERVED)}
+    bases = {m.metadata.get("calibrated_from") for m in served.values()}
+    for name in ("emotion", "emotion-fast"):
+        for version in available_versions(STORE, name):
+            assert f"{name}/{version}" in served.keys() | bases, f"{name}/{version} is neither served nor a rollback"
+
+
+def test_the_rollback_model_is_the_calibrated_models_graph_before_calibration(evaluated: tuple) -> None:
+    """The graph a calibrated model was made from, checked on 256 faces, and its recorded PublicTest
+    accuracy recomputed from the calibrated model's answers: the calibration (scale > 0, a bias per
+    class) is undone exactly up to each face's normalisation, which leaves the argmax unchanged."""
+    model, probs, labels = evaluated
+    if "calibrated_from" not in model.metadata:
+        pytest.skip(f"{model.name} is not made from another stored graph")
+    base = resolve(STORE, *model.metadata["calibrated_from"].split("/"))
+    constants = model.metadata["calibration"]
+    scale, bias = constants["scale"], np.array([constants["bias"][c] for c in model.metadata["classes"]])
+    faces = load_split(DATA_DIR, "test").images.numpy()[:256]
+    base_probs = EmotionClassifier(base)(faces)
+    np.testing.assert_allclose(apply(np.log(base_probs), scale, bias), probs[:256], atol=1e-4)
+    uncalibrated = (np.log(np.maximum(probs, 1e-30)) - bias).argmax(1)
+    assert (uncalibrated == labels).mean() == pytest.approx(base.metadata["metrics"]["accuracy"], abs=5e-4)

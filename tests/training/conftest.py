@@ -29,15 +29,16 @@ def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """FER-2013 with a PublicTest of 60 faces a class (links, not copies): exports and calibrations
-    measure every variant on PublicTest, which is the slow part of testing them."""
+    """FER-2013 with 60 faces a class in PublicTest and 100 in Training (links, not copies): exports
+    and calibrations measure every variant on PublicTest and calibrate int8 on Training faces, which
+    are the slow parts of testing them."""
     root = tmp_path_factory.mktemp("fer-small")
-    (root / "train").symlink_to(DATA_DIR / "train")
-    for emotion in CLASSES:
-        folder = root / "test" / emotion
-        folder.mkdir(parents=True)
-        for face in sorted((DATA_DIR / "test" / emotion).glob("*.jpg"))[:60]:
-            (folder / face.name).symlink_to(face)
+    for split, count in (("test", 60), ("train", 100)):
+        for emotion in CLASSES:
+            folder = root / split / emotion
+            folder.mkdir(parents=True)
+            for face in sorted((DATA_DIR / split / emotion).glob("*.jpg"))[:count]:
+                (folder / face.name).symlink_to(face)
     return root
 
 

@@ -15,8 +15,8 @@ def quick_config(out: Path) -> TrainConfig:
         data=str(DATA_DIR),
         out=str(out),
         epochs=3,
-        train_limit=1500,
-        val_limit=300,
+        train_limit=1000,
+        val_limit=200,
         batch_size=64,
         lr=0.05,
         mix_prob=0.5,
@@ -71,7 +71,8 @@ def test_a_distilled_run_learns_from_the_teachers_answers_on_its_views_and_compu
     config = dataclasses.replace(
         quick_config(tmp_path),
         epochs=2,
-        train_limit=600,
+        train_limit=300,
+        val_limit=100,
         teacher=str(float16_export / "model.onnx"),
         teacher_views=2,
     )
@@ -80,8 +81,8 @@ def test_a_distilled_run_learns_from_the_teachers_answers_on_its_views_and_compu
     assert [c.name for c in caches] == ["teacher_view_0.npz", "teacher_view_1.npz", "teacher_view_2.npz"]
     stored = [np.load(c) for c in caches]
     for view in stored:
-        assert view["images"].shape == (600, 48, 48) and view["images"].dtype == np.uint8
-        assert view["probabilities"].shape == (600, 7)
+        assert view["images"].shape == (300, 48, 48) and view["images"].dtype == np.uint8
+        assert view["probabilities"].shape == (300, 7)
         assert np.allclose(view["probabilities"].sum(1), 1, atol=1e-4)
     # The copies are augmented (different pixels), and the teacher's answers follow them.
     assert (stored[1]["images"] != stored[0]["images"]).mean() > 0.3
