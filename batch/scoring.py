@@ -6,6 +6,7 @@ EmotionClassifier) built from the same Settings, so a face scores the same here 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -15,6 +16,7 @@ from batch.inputs import read_bytes
 from service.alignment import align_faces
 from service.classifier import CropSpec, EmotionClassifier
 from service.config import Settings
+from service.detector import RetinaFaceDetector
 from service.errors import ImageRejected
 from service.imaging import decode_image
 from service.model_store import resolve
@@ -52,28 +54,40 @@ FACES_SCHEMA = pa.schema(
 )
 
 
+@dataclass(frozen=True)
+class FaceFinder:
+    """What a detection task needs: the settings, the detector, and the crops the emotion model wants."""
+
+    settings: Settings
+    detector: RetinaFaceDetector
+    detector_ref: str  # name:version, for the output rows
+    spec: CropSpec
+
+
 @lru_cache(maxsize=1)
-def _face_finder(settings_json: str) -> tuple:
-    """The detector and crop contract, loaded once per worker process (Ray reuses its workers)."""
+def face_finder(settings_json: str) -> FaceFinder:
+    """Loaded once per worker process (Ray reuses its workers); one thread, as each task holds one CPU."""
     settings = Settings.model_validate_json(settings_json)
     detector_model, detector = load_detector(settings, threads=1)
-    emotion = resolve(settings.model_store, *_model_and_version(settings))
-    return detector, CropSpec.of(emotion), settings, f"{detector_model.name}:{detector_model.version}"
+    spec = CropSpec.of(resolve(settings.model_store, *emotion_model(settings)))
+    return FaceFinder(settings, detector, f"{detector_model.name}:{detector_model.version}", spec)
 
 
-def _model_and_version(settings: Settings) -> tuple[str, str | None]:
+def emotion_model(settings: Settings) -> tuple[str, str | None]:
+    """The default emotion model's name and pinned version (None: the highest)."""
     name = settings.default_emotion_model
     return name, settings.emotion_model_versions().get(name)
 
 
 def find_faces(batch: pa.Table, settings_json: str) -> pa.Table:
     """Read, decode, detect and align a batch of images (columns shard, path) into FACES_SCHEMA rows."""
-    detector, spec, settings, detector_ref = _face_finder(settings_json)
+    finder = face_finder(settings_json)
+    limits = finder.settings.max_file_bytes, finder.settings.max_image_pixels
     rows = []
     for shard, path in zip(batch.column("shard").to_pylist(), batch.column("path").to_pylist()):
-        base = {"shard": shard, "path": path, "detector_model": detector_ref}
+        base = {"shard": shard, "path": path, "detector_model": finder.detector_ref}
         try:
-            image = decode_image(read_bytes(path), settings.max_file_bytes, settings.max_image_pixels)
+            image = decode_image(read_bytes(path), *limits)
         except ImageRejected as rejection:
             rows.append({**base, "faces": 0, "error": rejection.reason})
             continue
@@ -81,11 +95,11 @@ def find_faces(batch: pa.Table, settings_json: str) -> pa.Table:
             rows.append({**base, "faces": 0, "error": "unreadable"})
             continue
         base |= {"image_width": image.shape[1], "image_height": image.shape[0]}
-        detections = detector.detect(image)
+        detections = finder.detector.detect(image)
         if not detections:
             rows.append({**base, "faces": 0})
             continue
-        crops = align_faces(image, detections, spec.template, spec.size)
+        crops = align_faces(image, detections, finder.spec.template, finder.spec.size)
         for index, (detection, crop) in enumerate(zip(detections, crops)):
             x1, y1, x2, y2 = (float(v) for v in detection.box)
             rows.append(
@@ -109,7 +123,7 @@ class EmotionScorer:
 
     def __init__(self, settings_json: str, threads: int, model_batch: int) -> None:
         settings = Settings.model_validate_json(settings_json)
-        stored = resolve(settings.model_store, *_model_and_version(settings))
+        stored = resolve(settings.model_store, *emotion_model(settings))
         self.classifier = EmotionClassifier(stored, threads)
         if self.classifier.classes != CLASSES:
             raise ValueError(f"{stored.name} predicts {self.classifier.classes}, not the FER-2013 classes")
