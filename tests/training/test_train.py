@@ -52,6 +52,18 @@ def test_a_stopped_run_resumes_where_it_left_off(trained: tuple[Path, list[dict]
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
 
 
+def test_a_run_can_start_from_another_runs_weights(trained: tuple[Path, list[dict]], tmp_path: Path) -> None:
+    """A second cycle from a finished run: with a learning rate too small to move them, its weights
+    are still the ones it started from (a fresh start would draw new random ones)."""
+    source, _ = trained
+    train(dataclasses.replace(quick_config(tmp_path), epochs=1, lr=1e-7, init=str(source / "best.pt")))
+    started, ended = (torch.load(run / "best.pt", weights_only=False)["ema"] for run in (source, tmp_path))
+    weights = [name for name, tensor in started.items() if tensor.ndim > 1]
+    assert weights
+    for name in weights:
+        torch.testing.assert_close(ended[name], started[name], atol=1e-4, rtol=0)
+
+
 def test_blended_loss_is_cross_entropy_when_nothing_is_blended_and_symmetric_otherwise() -> None:
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(32, 7, generator=generator)
