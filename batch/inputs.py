@@ -16,7 +16,7 @@ import pyarrow.fs as pafs
 def split_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem holding a URI or local path, and the path within it."""
     if "://" not in uri:
-        return pafs.LocalFileSystem(), os.path.abspath(uri)
+        return pafs.LocalFileSystem(), absolute(uri)
     scheme, _, rest = uri.partition("://")
     return _filesystem(scheme, rest.split("/", 1)[0]), rest.rstrip("/")
 
@@ -32,6 +32,11 @@ def join(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}"
 
 
+def absolute(location: str) -> str:
+    """A URI as it is, a local path made absolute: Ray's workers need not share the caller's directory."""
+    return location if "://" in location else os.path.abspath(location)
+
+
 def list_images(source: str) -> list[str]:
     """Every file under a folder or prefix, or every line of a list file, sorted: the job's fixed input order.
 
@@ -44,8 +49,8 @@ def list_images(source: str) -> list[str]:
     if info.type == pafs.FileType.File:
         with filesystem.open_input_stream(path) as stream:
             lines = stream.read().decode().splitlines()
-        return sorted({line.strip() for line in lines if line.strip()})
-    prefix = source.rstrip("/")
+        return sorted({absolute(line.strip()) for line in lines if line.strip()})
+    prefix = absolute(source).rstrip("/")
     found = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
     files = [entry.path for entry in found if entry.type == pafs.FileType.File]
     # Keep the caller's spelling of the prefix (s3://bucket/... or a local folder).

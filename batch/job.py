@@ -132,7 +132,7 @@ def scored_tables(pending: list[Shard], options: JobOptions) -> Iterator[pa.Tabl
         },
         batch_size=options.model_batch,
         batch_format="pyarrow",
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=options.cpus_per_actor,
     )
     yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
@@ -153,6 +153,7 @@ def write_as_completed(tables: Iterator[pa.Table], pending: list[Shard], store: 
         for shard, path, faces in zip(*(table.column(c).to_pylist() for c in ("shard", "path", "faces"))):
             rows_seen[path] += 1
             if rows_seen[path] == max(1, faces):
+                del rows_seen[path]  # the driver keeps only images in flight, not the whole archive
                 images_done[shard] += 1
                 if images_done[shard] == len(shards[shard].paths):
                     finished = pa.concat_tables(parts.pop(shard))
