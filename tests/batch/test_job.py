@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from batch.inputs import list_images
 from batch.job import JobOptions, actor_count, run_job
-from batch.scoring import CLASSES, OUTPUT_SCHEMA
+from batch.scoring import CLASSES, OUTPUT_SCHEMA, find_faces
 from batch.shards import ShardStore
 from service.config import Settings
 from tests.batch.conftest import BROKEN, run_cli, write_archive
@@ -119,6 +119,15 @@ def test_a_list_file_names_the_images(archive: tuple[Path, dict], tmp_path: Path
     listing = tmp_path / "images.txt"
     listing.write_text("\n".join(str(folder / name) for name in reversed(list(expected))) + "\n\n")
     assert list_images(str(listing)) == sorted(str(folder / name) for name in expected)
+
+
+def test_a_file_that_cannot_be_read_gets_an_error_row(archive: tuple[Path, dict], tmp_path: Path) -> None:
+    """The detection stage on its own, in this process: a listed file gone by the time it is read."""
+    folder, _ = archive
+    paths = [str(tmp_path / "deleted.jpg"), str(folder / "scenes/scene-000.jpg")]
+    rows = find_faces(pa.table({"shard": [0, 0], "path": paths}), Settings().model_dump_json()).to_pylist()
+    assert (rows[0]["error"], rows[0]["face"], rows[0]["crop"]) == ("unreadable", None, None)
+    assert rows[1]["faces"] == 2 and all(len(row["crop"]) == 48 * 48 for row in rows[1:])
 
 
 def test_actors_must_leave_cpus_for_detection() -> None:
