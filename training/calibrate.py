@@ -1,7 +1,7 @@
 """Calibrate an exported model, so the probabilities a client averages match what happens.
 
     python -m training.calibrate model_store/emotion/6 --out model_store/emotion/7
-    python -m training.calibrate model_store/emotion-fast/1          # in place
+    python -m training.calibrate model_store/emotion-fast/2          # in place
 
 Label smoothing and averaging many passes leave an ensemble under-confident, and the
 class-weighted loss inflates rare classes: the mean of the returned distributions then misstates
