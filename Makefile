@@ -18,7 +18,7 @@ $(VENV)/.runtime: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev,train,batch]'
+	$(PY) -m pip install --quiet --no-compile -e '.[dev,train,batch]'
 	touch $@ $(VENV)/.runtime
 
 prepare: $(VENV)/.runtime

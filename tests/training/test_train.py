@@ -14,7 +14,7 @@ def quick_config(out: Path) -> TrainConfig:
     return TrainConfig(
         data=str(DATA_DIR),
         out=str(out),
-        epochs=3,
+        epochs=2,
         train_limit=1000,
         val_limit=200,
         batch_size=64,
@@ -31,7 +31,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]
 
 def test_loss_falls_on_real_faces(trained: tuple[Path, list[dict]]) -> None:
     _, rows = trained
-    assert len(rows) == 3
+    assert len(rows) == 2
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert rows[-1]["train_acc"] > 1 / 7
 
@@ -44,10 +44,10 @@ def test_run_leaves_checkpoints_logs_and_plots(trained: tuple[Path, list[dict]])
 
 def test_a_stopped_run_resumes_where_it_left_off(trained: tuple[Path, list[dict]], tmp_path: Path) -> None:
     _, straight = trained
-    first = train(quick_config(tmp_path), stop_after=2)
-    assert [r["epoch"] for r in first] == [1, 2]
+    first = train(quick_config(tmp_path), stop_after=1)
+    assert [r["epoch"] for r in first] == [1]
     resumed = train(dataclasses.replace(quick_config(tmp_path), epochs=99), resume=True)  # saved config wins
-    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    assert [r["epoch"] for r in resumed] == [1, 2]
     for a, b in zip(resumed, straight):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
 
