@@ -50,12 +50,13 @@ class Outcomes:
 
     def add(self, table: pa.Table) -> None:
         """Count a shard's rows (columns path, face, error)."""
-        faces = pc.is_valid(table.column("face"))
-        self.faces += pc.sum(faces).as_py() or 0
-        self.with_faces += len(pc.unique(table.filter(faces).column("path")))
+        has_face = pc.is_valid(table.column("face"))
+        faces = pc.sum(has_face).as_py() or 0
         errors = table.filter(pc.is_valid(table.column("error"))).column("error").to_pylist()
+        self.faces += faces
+        self.with_faces += len(pc.unique(table.filter(has_face).column("path")))
         self.errors.update(errors)
-        self.without_faces += len(table) - (pc.sum(faces).as_py() or 0) - len(errors)
+        self.without_faces += len(table) - faces - len(errors)
 
 
 @dataclass
@@ -128,7 +129,6 @@ def scored_tables(pending: list[Shard], options: JobOptions) -> Iterator[pa.Tabl
         fn_constructor_kwargs={
             "settings_json": settings_json,
             "threads": max(1, int(options.cpus_per_actor)),
-            "model_batch": options.model_batch,
         },
         batch_size=options.model_batch,
         batch_format="pyarrow",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import get_args
 
 import numpy as np
 import pyarrow as pa
@@ -21,8 +22,9 @@ from service.errors import ImageRejected
 from service.imaging import decode_image
 from service.model_store import resolve
 from service.runtime import load_detector
+from service.schemas import Emotion
 
-CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+CLASSES: tuple[str, ...] = get_args(Emotion)  # the classes of the API's answers, in the models' order
 
 # One row per face; an image without a face, or one that could not be read, has one row with face null.
 OUTPUT_SCHEMA = pa.schema(
@@ -119,16 +121,16 @@ def find_faces(batch: pa.Table, settings_json: str) -> pa.Table:
 
 
 class EmotionScorer:
-    """Holds one emotion model per actor and classifies every crop of a batch in large model calls."""
+    """Holds one emotion model per actor and classifies every crop of a batch in one model call
+    (Ray Data hands it at most the job's `model_batch` rows at a time)."""
 
-    def __init__(self, settings_json: str, threads: int, model_batch: int) -> None:
+    def __init__(self, settings_json: str, threads: int) -> None:
         settings = Settings.model_validate_json(settings_json)
         stored = resolve(settings.model_store, *emotion_model(settings))
         self.classifier = EmotionClassifier(stored, threads)
         if self.classifier.classes != CLASSES:
             raise ValueError(f"{stored.name} predicts {self.classifier.classes}, not the FER-2013 classes")
         self.model_ref = f"{stored.name}:{stored.version}"
-        self.model_batch = model_batch
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         has_face = np.array([crop is not None for crop in batch.column("crop").to_pylist()], bool)
@@ -137,9 +139,7 @@ class EmotionScorer:
             size = self.classifier.size
             blob = b"".join(batch.filter(pa.array(has_face)).column("crop").to_pylist())
             crops = np.frombuffer(blob, np.uint8).reshape(-1, size, size)
-            probabilities[has_face] = np.concatenate(
-                [self.classifier(crops[i : i + self.model_batch]) for i in range(0, len(crops), self.model_batch)]
-            )
+            probabilities[has_face] = self.classifier(crops)
         dominant = [CLASSES[i] if face else None for i, face in zip(probabilities.argmax(1), has_face)]
         table = batch.drop_columns(["crop"])
         for column, name in enumerate(CLASSES):
