@@ -1,6 +1,6 @@
 """Evaluate an exported ONNX emotion model (what ships) on FER-2013 in either form.
 
-    python -m training.evaluate model_store/emotion/7/model.onnx [--data ../shared/data/fer2013]
+    python -m training.evaluate model_store/emotion/7/model.onnx.gz [--data ../shared/data/fer2013]
         [--split test] [--out reports/]
 
 Prints accuracy, macro-F1 and per-class precision and recall; writes `confusion.png` and
@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service.classifier import model_input as service_model_input
+from service.model_store import read_graph
 from training.data import SPLIT_USAGE, load_split
 from training.metrics import Report, classification_report, plot_confusion
 
@@ -30,7 +31,7 @@ def model_input(images: np.ndarray) -> np.ndarray:
 
 def onnx_probabilities(model_path: Path, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Run uint8 faces [N, 48, 48] through an exported graph, as the service does."""
-    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(read_graph(model_path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     outputs = [
         session.run(None, {name: model_input(images[i : i + batch_size])})[0] for i in range(0, len(images), batch_size)
@@ -53,7 +54,7 @@ def print_report(report: Report) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", type=Path, help="an exported model.onnx")
+    parser.add_argument("model", type=Path, help="an exported model.onnx or model.onnx.gz")
     parser.add_argument(
         "--data",
         type=Path,

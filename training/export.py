@@ -30,7 +30,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
 
-from service.model_store import available_versions, file_sha256
+from service.model_store import available_versions, graph_sha256, store_compressed
 from training.calibrate_alignment import TEMPLATE_PATH
 from training.data import CLASSES, load_split
 from training.evaluate import PIXEL_SCALE, model_input, onnx_probabilities
@@ -231,7 +231,7 @@ def export_model(
         "architecture": " + ".join(f"{m['architecture']} ({m['parameters'] / 1e6:.2f}M parameters)" for m in members)
         + f" (training/model.py), {views * sum(m['mflops_per_view'] for m in members)} MFLOPs per face over "
         + f"{views} views",
-        "sha256": file_sha256(model_path),
+        "sha256": graph_sha256(model_path),
         "input": {"name": "input", "shape": ["batch", 1, 48, 48], "dtype": "float32"},
         "output": {
             "name": "probabilities",
@@ -266,6 +266,7 @@ def export_model(
         "opset": OPSET,
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    store_compressed(folder)
     return folder
 
 

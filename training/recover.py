@@ -26,6 +26,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from service.model_store import graph_path, read_graph
 from training.model import EmotionNet, ModelConfig
 
 FLOAT16_SUFFIX = "_float16"  # what training.export appends to an initialiser it stores as float16
@@ -132,7 +133,7 @@ def load_folded(conv: nn.Conv2d, batch_norm: nn.BatchNorm2d, weight: np.ndarray,
 def recover_members(model_dir: Path) -> list[tuple[EmotionNet, dict]]:
     """The member networks of an exported model, each with a checkpoint dict for training.export."""
     metadata = json.loads((model_dir / "metadata.json").read_text())
-    model = onnx.load(str(model_dir / "model.onnx"))
+    model = onnx.load_from_string(read_graph(graph_path(model_dir)))
     weights = graph_weights(model)
     folded = folded_convolutions(model, weights)
     members = []

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from service.config import Settings
-from service.model_store import ModelStoreError, available_versions, resolve
+from service.config import PROJECT_ROOT, Settings
+from service.model_store import ModelStoreError, available_versions, graph_path, read_graph, resolve, store_compressed
 from service.prepare import bytes_literal
 
 
@@ -31,6 +31,22 @@ def test_checksum_mismatch_is_refused(settings: Settings, tmp_path: Path) -> Non
     (folder / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ModelStoreError, match="sha256"):
         resolve(tmp_path, "emotion")
+
+
+def test_a_graph_reads_the_same_plain_or_compressed(settings: Settings, tmp_path: Path) -> None:
+    folder = copy_model(settings, tmp_path, "1")
+    compressed = read_graph(graph_path(folder))
+    (folder / "model.onnx").write_bytes(compressed)
+    graph_path(folder).unlink()
+    assert resolve(tmp_path, "emotion").onnx_path.name == "model.onnx"
+    stored = resolve(settings.model_store, settings.default_emotion_model).onnx_path
+    assert store_compressed(folder).read_bytes() == stored.read_bytes()  # reproducible to the byte
+    assert resolve(tmp_path, "emotion").onnx_path.name == "model.onnx.gz"
+
+
+def test_every_tracked_model_file_is_under_10_mb() -> None:
+    files = [path for path in (PROJECT_ROOT / "model_store").rglob("*") if path.is_file()]
+    assert len(files) >= 8 and all(path.stat().st_size < 10_000_000 for path in files)
 
 
 def test_missing_model_or_version(settings: Settings, tmp_path: Path) -> None:

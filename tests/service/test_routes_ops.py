@@ -2,7 +2,7 @@ from fastapi.testclient import TestClient
 
 from service.config import Settings
 from service.main import create_app
-from service.model_store import file_sha256, resolve
+from service.model_store import graph_sha256, resolve
 
 
 def test_live_and_ready(client: TestClient) -> None:
@@ -30,7 +30,7 @@ def test_models_report_what_is_loaded(client: TestClient, settings: Settings) ->
     info = client.get("/metrics").text
     for name, model in emotion.items():
         stored = resolve(settings.model_store, name)
-        assert model["sha256"] == file_sha256(stored.onnx_path)
+        assert model["sha256"] == graph_sha256(stored.onnx_path)
         assert model["classes"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
         assert 0 < model["metrics"]["accuracy"] <= 1
         assert model["calibration"]["cross_fitted"]["after"]["class_share_error"] <= 0.02

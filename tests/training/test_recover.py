@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from service.config import PROJECT_ROOT
+from service.model_store import graph_path
 from tests.conftest import DATA_DIR
 from training.data import load_split
 from training.evaluate import onnx_probabilities
@@ -21,7 +22,7 @@ def recovered_against_graph(model_dir: Path) -> tuple[list[str], dict[str, float
     views = json.loads((model_dir / "metadata.json").read_text())["test_time_views"]
     serving = ServingModel([net for net, _ in members], views["mirror"], views["crop_scales"]).eval()
     faces = load_split(DATA_DIR, "test").images.numpy()[::36]  # 100 real faces of every class
-    checks = agreement(onnx_probabilities(model_dir / "model.onnx", faces), pytorch_probabilities(serving, faces))
+    checks = agreement(onnx_probabilities(graph_path(model_dir), faces), pytorch_probabilities(serving, faces))
     return [checkpoint["model_config"]["arch"] for _, checkpoint in members], checks
 
 

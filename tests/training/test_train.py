@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from service.model_store import graph_path
 from tests.conftest import DATA_DIR
 from training.train import TrainConfig, blended_loss, class_weights, distillation_loss, train
 
@@ -85,7 +86,7 @@ def test_a_distilled_run_learns_from_the_teachers_answers_on_its_views_and_compu
         epochs=2,
         train_limit=300,
         val_limit=100,
-        teacher=str(float16_export / "model.onnx"),
+        teacher=str(graph_path(float16_export)),
         teacher_views=2,
     )
     train(config, stop_after=1)
