@@ -109,7 +109,14 @@ def balancer() -> Iterator[tuple[str, list[int]]]:
 
 
 def instance(port: int):
-    return running_service(port=port, drain_s=DRAIN_S, shutdown_timeout_s=20)
+    """An instance serving only the fast model: balancing does not depend on the model, start-up does."""
+    return running_service(
+        port=port,
+        drain_s=DRAIN_S,
+        shutdown_timeout_s=20,
+        emotion_models="emotion-fast",
+        default_emotion_model="emotion-fast",
+    )
 
 
 def test_rolling_restart_of_both_instances_fails_no_request(balancer: tuple[str, list[int]]) -> None:
