@@ -127,7 +127,7 @@ def test_rolling_restart_of_both_instances_fails_no_request(balancer: tuple[str,
         wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200)
         with load.running():
             for index, port in enumerate(ports):
-                time.sleep(2)
+                time.sleep(1)
                 services[index].process.send_signal(signal.SIGTERM)
                 assert services[index].process.wait(timeout=60) == 0
                 restarted_at = time.monotonic()
@@ -146,12 +146,12 @@ def test_rolling_restart_of_both_instances_fails_no_request(balancer: tuple[str,
 
 @contextlib.contextmanager
 def under_load(balancer: tuple[str, list[int]], load: Load) -> Iterator[LiveService]:
-    """Both instances up, clients posting through the balancer for 3 s already; yields the first instance."""
+    """Both instances up, clients posting through the balancer for 2 s already; yields the first instance."""
     base, ports = balancer
     with instance(ports[0]) as first, instance(ports[1]):
         wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200)
         with load.running():
-            time.sleep(3)
+            time.sleep(2)
             yield first
 
 
@@ -160,7 +160,7 @@ def test_a_killed_instance_fails_only_the_requests_it_was_holding(balancer: tupl
     with under_load(balancer, load) as first:
         killed_at = time.monotonic()
         first.process.kill()
-        time.sleep(4)
+        time.sleep(3)
     failures = load.failures()
     print(f"kill -9: {len(load.outcomes)} requests, {len(failures)} failed")
     assert len(failures) <= CLIENTS  # at most one in flight per client on the killed instance
@@ -174,12 +174,12 @@ def test_a_hung_instance_is_taken_out_and_comes_back(balancer: tuple[str, list[i
     with under_load(balancer, load) as first:
         stopped_at = time.monotonic()
         first.process.send_signal(signal.SIGSTOP)
-        time.sleep(5)
+        time.sleep(3)
         first.process.send_signal(signal.SIGCONT)
         resumed_at = time.monotonic()
         wait_until(lambda: load.served_by("api-1", resumed_at + 1) > 3, timeout_s=30)
     failures = load.failures()
-    print(f"SIGSTOP 5 s: {len(load.outcomes)} requests, {len(failures)} failed")
+    print(f"SIGSTOP 3 s: {len(load.outcomes)} requests, {len(failures)} failed")
     # Requests the hung instance held wait for it and are answered once it resumes, or time out at
     # the balancer: either way, only those sent before the health checks took it out (1 s).
     assert all(f.sent < stopped_at + 1.5 for f in failures)
