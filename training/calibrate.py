@@ -72,15 +72,16 @@ def class_share_error(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.abs(probs.mean(0) - shares).sum() / 2)
 
 
+def draw_labels(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One label per row, drawn from that row's distribution."""
+    return (rng.random((len(probs), 1)) > probs.cumsum(1)).sum(1).clip(0, probs.shape[1] - 1)
+
+
 def ece_if_calibrated(probs: np.ndarray, draws: int = 200, seed: int = 0) -> dict:
     """The ECE a perfectly calibrated model with these answers would show on this many faces
     (labels drawn from its own probabilities): the estimator's noise floor, to read ECE against."""
     rng = np.random.default_rng(seed)
-    cumulative = probs.cumsum(1)
-    errors = []
-    for _ in range(draws):
-        drawn = (rng.random((len(probs), 1)) > cumulative).sum(1).clip(0, probs.shape[1] - 1)
-        errors.append(expected_calibration_error(probs, drawn))
+    errors = [expected_calibration_error(probs, draw_labels(probs, rng)) for _ in range(draws)]
     low, high = np.percentile(errors, [5, 95])
     return {"mean": round(float(np.mean(errors)), 4), "p5": round(float(low), 4), "p95": round(float(high), 4)}
 

@@ -39,23 +39,37 @@ class Dataset:
         return torch.bincount(self.labels, minlength=len(CLASSES))
 
 
-def load_folder(root: Path) -> Dataset:
-    """Read `<root>/<emotion>/*.{jpg,png}` (the Kaggle layout), decoding each as grayscale."""
-    images, labels = [], []
-    for label, name in enumerate(CLASSES):
-        for path in sorted((root / name).glob("*")):
-            if path.suffix.lower() not in {".jpg", ".jpeg", ".png"}:
-                continue
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if image is None:
-                raise ValueError(f"cannot decode {path}")
-            if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
-                image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-            images.append(image)
-            labels.append(label)
-    if not images:
+def sample(count: int, limit: int, generator: torch.Generator | None) -> torch.Tensor | None:
+    """The indices of a random `limit` of `count` items (None: keep them all)."""
+    if not limit or limit >= count:
+        return None
+    return torch.randperm(count, generator=generator)[:limit]
+
+
+def load_folder(root: Path, limit: int = 0, generator: torch.Generator | None = None) -> Dataset:
+    """Read `<root>/<emotion>/*.{jpg,png}` (the Kaggle layout), decoding each as grayscale; with
+    `limit`, only a random `limit` of the files are decoded."""
+    files = [
+        (path, label)
+        for label, name in enumerate(CLASSES)
+        for path in sorted((root / name).glob("*"))
+        if path.suffix.lower() in {".jpg", ".jpeg", ".png"}
+    ]
+    if not files:
         raise ValueError(f"no images under {root}/<emotion>/")
-    return Dataset(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64))
+    keep = sample(len(files), limit, generator)
+    if keep is not None:
+        files = [files[i] for i in keep]
+    images = []
+    for path, _ in files:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise ValueError(f"cannot decode {path}")
+        if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
+            image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+        images.append(image)
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    return Dataset(torch.from_numpy(np.stack(images)), labels)
 
 
 def load_csv(path: Path, usage: str) -> Dataset:
@@ -73,13 +87,15 @@ def load_csv(path: Path, usage: str) -> Dataset:
     return Dataset(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64))
 
 
-def load_split(path: Path, split: str) -> Dataset:
-    """Load one split from either form: a csv file, a data root holding `<split>/`, or the split folder itself."""
+def load_split(path: Path, split: str, limit: int = 0, generator: torch.Generator | None = None) -> Dataset:
+    """Load one split from either form: a csv file, a data root holding `<split>/`, or the split folder itself.
+
+    With `limit`, a random `limit` of its faces (drawn with `generator`), the same ones from either form."""
     if path.is_file():
-        return load_csv(path, SPLIT_USAGE[split])
-    if (path / split).is_dir():
-        return load_folder(path / split)
-    return load_folder(path)
+        data = load_csv(path, SPLIT_USAGE[split])
+        keep = sample(len(data), limit, generator)
+        return data if keep is None else Dataset(data.images[keep], data.labels[keep])
+    return load_folder(path / split if (path / split).is_dir() else path, limit, generator)
 
 
 @dataclass(frozen=True)

@@ -92,13 +92,6 @@ def parse_args() -> tuple[TrainConfig, bool, int]:
     return TrainConfig(**args), resume, stop_after
 
 
-def subset(data: Dataset, limit: int, generator: torch.Generator) -> Dataset:
-    if not limit or limit >= len(data):
-        return data
-    keep = torch.randperm(len(data), generator=generator)[:limit]
-    return Dataset(data.images[keep], data.labels[keep])
-
-
 def to_input(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """uint8 [B, 48, 48] to the network's float [B, 1, 48, 48] in [0, 1]."""
     x = images.unsqueeze(1).float().div_(255)
@@ -243,8 +236,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
 
-    train = subset(load_split(Path(config.data), "train"), config.train_limit, generator)
-    val = subset(load_split(Path(config.data), "test"), config.val_limit, generator)
+    train = load_split(Path(config.data), "train", config.train_limit, generator)
+    val = load_split(Path(config.data), "test", config.val_limit, generator)
     print(f"train {len(train)} images, PublicTest {len(val)} images")
 
     model_config = ModelConfig(config.arch, config.width, config.dropout)

@@ -14,6 +14,7 @@ from training.calibrate import (
     calibrate_model,
     class_share_error,
     cross_fitted,
+    draw_labels,
     ece_if_calibrated,
     expected_calibration_error,
     fit,
@@ -38,7 +39,7 @@ def test_fit_recovers_a_known_temperature_and_prior() -> None:
     log_p = np.log(rng.dirichlet(np.ones(7), size=20_000))
     bias = np.array([0.5, -1.0, 0.0, 0.3, 0.0, -0.2, 0.4])
     truth = apply(log_p, 2.0, bias)
-    labels = np.array([rng.choice(7, p=row) for row in truth])
+    labels = draw_labels(truth, rng)
     scale, fitted = fit(log_p, labels)
     assert scale == pytest.approx(2.0, abs=0.1)
     np.testing.assert_allclose(fitted, bias - bias.mean(), atol=0.1)
@@ -54,7 +55,7 @@ def test_a_confidence_temperature_fit_straightens_what_one_temperature_cannot() 
     rng = np.random.default_rng(1)
     log_p = np.log(rng.dirichlet(np.full(7, 0.4), size=20_000))
     truth = BENT(log_p)
-    labels = (rng.random((len(truth), 1)) > truth.cumsum(1)).sum(1).clip(0, 6)
+    labels = draw_labels(truth, rng)
     vector_only, with_knots = cross_fitted(log_p, labels), cross_fitted(log_p, labels, knots=2)
     assert expected_calibration_error(with_knots, labels) < 0.5 * expected_calibration_error(vector_only, labels)
     assert (with_knots.argmax(1) == vector_only.argmax(1)).all()  # the top class never moves

@@ -43,6 +43,14 @@ def test_load_split_accepts_a_root_or_a_split_folder() -> None:
     assert len(load_split(DATA_DIR, "test")) == len(load_split(DATA_DIR / "test", "test")) == 3589
 
 
+def test_a_limited_split_decodes_only_a_random_sample_of_the_whole() -> None:
+    whole = load_split(DATA_DIR, "test")
+    sampled = load_split(DATA_DIR, "test", limit=50, generator=torch.Generator().manual_seed(3))
+    keep = torch.randperm(len(whole), generator=torch.Generator().manual_seed(3))[:50]
+    assert torch.equal(sampled.images, whole.images[keep]) and torch.equal(sampled.labels, whole.labels[keep])
+    assert len(sampled.class_counts().nonzero()) > 3  # drawn across the classes
+
+
 def test_augment_keeps_shape_and_range_and_changes_pixels() -> None:
     faces = load_folder(DATA_DIR / "test").images[:64].unsqueeze(1).float() / 255
     out = Augment()(faces, torch.Generator().manual_seed(0))

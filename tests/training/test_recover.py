@@ -21,7 +21,7 @@ def recovered_against_graph(model_dir: Path) -> tuple[list[str], dict[str, float
     members = recover_members(model_dir)
     views = json.loads((model_dir / "metadata.json").read_text())["test_time_views"]
     serving = ServingModel([net for net, _ in members], views["mirror"], views["crop_scales"]).eval()
-    faces = load_split(DATA_DIR, "test").images.numpy()[::36]  # 100 real faces of every class
+    faces = load_split(DATA_DIR, "test").images.numpy()[::72]  # 50 real faces of every class
     checks = agreement(onnx_probabilities(graph_path(model_dir), faces), pytorch_probabilities(serving, faces))
     return [checkpoint["model_config"]["arch"] for _, checkpoint in members], checks
 
