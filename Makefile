@@ -8,6 +8,11 @@ RUN ?= runs/xception
 
 .PHONY: serve test prepare lint train export evaluate bench screenshots clean
 
+# Python caches compiled imports even where the environment turns that off: the suite starts
+# dozens of Python processes (servers, Ray workers, command-line runs), and each would compile
+# its imports again (a fresh clone's tests took 373 s without the cache, 318 s with it).
+export PYTHONDONTWRITEBYTECODE :=
+
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
