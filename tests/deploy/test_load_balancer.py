@@ -28,7 +28,7 @@ CONFIG = PROJECT_ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 PHOTO = jpeg(place_faces(fer_faces("happy", 1), 240, 320, 120, seed=70).image)
 CLIENTS = 6
 # Short enough for a quick test, longer than the balancer's 2 checks 500 ms apart.
-DRAIN_S = 2.0
+DRAIN_S = 1.5
 
 pytestmark = pytest.mark.skipif(
     shutil.which("haproxy") is None, reason="haproxy is not installed (apt-get install haproxy)"

@@ -102,4 +102,5 @@ def test_calibrating_a_model_records_honest_figures(float16_export: Path, small_
     assert again["cross_fitted"]["before"] == before and "confidence_temperature" in again
     metadata = json.loads((tmp_path / "emotion" / "3" / "metadata.json").read_text())
     assert metadata["calibrated_from"] == "emotion/1" and metadata["recalibrated_from"] == "emotion/2"
-    assert metadata["metrics"]["before_calibration"]["accuracy"] == before["accuracy"]
+    exported = json.loads((float16_export / "metadata.json").read_text())["metrics"]
+    assert metadata["metrics"]["before_calibration"]["accuracy"] == exported["accuracy"]

@@ -46,9 +46,9 @@ def test_float16_weights_halve_the_file_and_keep_the_answers(quick_runs: list[Pa
     assert checks["max_abs_difference"] < 1e-2
 
 
-def test_export_writes_a_servable_versioned_model(quick_runs: list[Path], small_data: Path, tmp_path: Path) -> None:
+def test_export_writes_a_servable_versioned_model(quick_runs: list[Path], export_data: Path, tmp_path: Path) -> None:
     """One member, int8 tried: the ensemble with crop views is exported by the float16_export fixture."""
-    folder = export_model(quick_runs[:1], small_data, tmp_path, version=None)
+    folder = export_model(quick_runs[:1], export_data, tmp_path, version=None)
     assert folder == tmp_path / "emotion" / "1"
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["opset"] >= 17 and metadata["classes"][1] == "disgust"
