@@ -167,7 +167,7 @@ def fit_confidence_temperature(log_probs: np.ndarray, labels: np.ndarray, knots:
     x_np = top_logit(log_probs)
     knots_np = np.quantile(x_np, np.linspace(0, 1, knots + 2)[1:-1])
     x, knot = torch.from_numpy(x_np), torch.from_numpy(knots_np)
-    lp = torch.from_numpy(log_probs).double()
+    scaled = torch.from_numpy(log_probs).double()
     correct = torch.from_numpy((log_probs.argmax(1) == labels).astype(np.float64))
     line = torch.zeros(2, dtype=torch.float64, requires_grad=True)  # intercept, slope: s = 1 to start
     bends = torch.zeros(knots, dtype=torch.float64, requires_grad=True)
@@ -176,7 +176,7 @@ def fit_confidence_temperature(log_probs: np.ndarray, labels: np.ndarray, knots:
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
         g = line[0] + line[1] * x + torch.relu(x[:, None] - knot) @ bends
-        top = torch.softmax(torch.exp(g)[:, None] * lp, 1).max(1).values
+        top = torch.softmax(torch.exp(g)[:, None] * scaled, 1).max(1).values
         loss = torch.nn.functional.binary_cross_entropy(top.clamp(TOP_MARGIN, 1 - TOP_MARGIN), correct)
         loss.backward()
         return loss
@@ -190,6 +190,8 @@ def fit_confidence_temperature(log_probs: np.ndarray, labels: np.ndarray, knots:
 
 @dataclass(frozen=True)
 class Calibration:
+    """Vector scaling, then (if fitted) the confidence-dependent temperature: what the graph bakes in."""
+
     scale: float
     bias: np.ndarray
     confidence: ConfidenceTemperature | None

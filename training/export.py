@@ -4,7 +4,7 @@
 
 A run may also be one rebuilt from an earlier export by `training.recover`.
 
-Writes `model_store/emotion/<version>/model.onnx` (opset 17, dynamic batch, probabilities out;
+Writes `model_store/emotion/<version>/model.onnx.gz` (opset 17, dynamic batch, probabilities out;
 the average over every given run's best network, over each face's mirror image and over any extra
 crop scales, inside the graph) and `metadata.json`. Checks the graph with onnx.checker, checks
 parity with PyTorch on PublicTest, measures accuracy of the face alone, with its mirror, and of
@@ -252,7 +252,7 @@ def export_model(
             "macro_f1": round(report.macro_f1, 4),
             "recall": {k: round(v, 4) for k, v in report.recall.items()},
             "precision": {k: round(v, 4) for k, v in report.precision.items()},
-            "measured_with": "python -m training.evaluate on this model.onnx",
+            "measured_with": "python -m training.evaluate on this graph",
             "onnx_parity": checks,
             "int8_quantisation": int8,
         },

@@ -52,7 +52,7 @@ class TrainConfig:
     # Share of training faces blended with another by mixup or CutMix (see data.Mix); 0 turns it off.
     mix_prob: float = 0.0
     mix_alpha: float = 1.0
-    # Knowledge distillation: an exported model (e.g. model_store/emotion/6/model.onnx) whose
+    # Knowledge distillation: an exported model (e.g. model_store/emotion/6/model.onnx.gz) whose
     # probabilities become soft targets. They say which other expressions a face resembles, and
     # where the teacher disagrees with FER-2013's noisy labels (version 5 does on 14% of the
     # training faces). The teacher answers on the very views the student sees: answers on clean
