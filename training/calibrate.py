@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +120,12 @@ def fit(log_probs: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def apply(log_probs: np.ndarray, scale: float, bias: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(scale * log_probs + bias))
+    return np.exp(vector_scaled(log_probs, scale, bias))
+
+
+def vector_scaled(log_probs: np.ndarray, scale: float, bias: np.ndarray) -> np.ndarray:
+    """The log-probabilities after vector scaling: the first stage, and the second one's input."""
+    return log_softmax(scale * log_probs + bias)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -197,16 +201,16 @@ class Calibration:
     confidence: ConfidenceTemperature | None
 
     def __call__(self, log_probs: np.ndarray) -> np.ndarray:
-        vector_scaled = log_softmax(self.scale * log_probs + self.bias)
-        return np.exp(vector_scaled) if self.confidence is None else self.confidence(vector_scaled)
+        scaled = vector_scaled(log_probs, self.scale, self.bias)
+        return np.exp(scaled) if self.confidence is None else self.confidence(scaled)
 
 
 def fit_calibration(log_probs: np.ndarray, labels: np.ndarray, knots: int | None) -> Calibration:
     scale, bias = fit(log_probs, labels)
     if knots is None:
         return Calibration(scale, bias, None)
-    vector_scaled = log_softmax(scale * log_probs + bias)
-    return Calibration(scale, bias, fit_confidence_temperature(vector_scaled, labels, knots))
+    scaled = vector_scaled(log_probs, scale, bias)
+    return Calibration(scale, bias, fit_confidence_temperature(scaled, labels, knots))
 
 
 def cross_fitted(log_probs: np.ndarray, labels: np.ndarray, knots: int | None = None, seed: int = 0) -> np.ndarray:
@@ -345,17 +349,16 @@ def calibrate_model(
     test = load_split(data, "test")
     images, labels = test.images.numpy(), test.labels.numpy()
     with tempfile.TemporaryDirectory() as tmp:
-        raw, baked = Path(tmp) / "uncalibrated.onnx", Path(tmp) / "model.onnx"
+        raw = Path(tmp) / "uncalibrated.onnx"
         onnx.save(uncalibrated(onnx.load_from_string(read_graph(graph_path(source)))), str(raw))
         probs = onnx_probabilities(raw, images)
         log_probs = np.log(np.maximum(probs, FLOOR))
         honest = cross_fitted(log_probs, labels, knots)
         calibration = fit_calibration(log_probs, labels, knots)
-        bake(raw, baked, calibration)
-        shipped = onnx_probabilities(baked, images)
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(baked, target / "model.onnx")
-        store_compressed(target)
+        bake(raw, target / "model.onnx", calibration)
+    shipped = onnx_probabilities(target / "model.onnx", images)
+    store_compressed(target)
     metadata = json.loads((source / "metadata.json").read_text())
     metrics = metadata["metrics"]
     if metadata.pop("calibration", None) is None:

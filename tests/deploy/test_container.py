@@ -19,6 +19,11 @@ COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 BIN = Path(sys.executable).parent
 
 
+def stage(name: str) -> str:
+    """The Dockerfile's lines from `FROM ... AS name` to the next FROM."""
+    return DOCKERFILE.read_text().split(f" AS {name}\n", 1)[1].split("\nFROM ", 1)[0]
+
+
 def test_dockerfile_passes_hadolint() -> None:
     result = subprocess.run(
         [BIN / "hadolint", "--failure-threshold", "info", str(DOCKERFILE)], capture_output=True, text=True
@@ -27,14 +32,12 @@ def test_dockerfile_passes_hadolint() -> None:
 
 
 def test_runtime_image_runs_as_non_root_and_checks_health() -> None:
-    text = DOCKERFILE.read_text()
-    runtime_stage = text.split(" AS runtime", 1)[1]
+    text, runtime_stage = DOCKERFILE.read_text(), stage("runtime")
     assert re.search(r"^USER 10001$", runtime_stage, re.M)
     assert "HEALTHCHECK" in runtime_stage and "/healthz" in runtime_stage
     assert "[train" not in text and "COPY training" not in text
     # Ray stays out of the online image: only the batch target installs the extra.
-    build_stage = text.split(" AS build\n", 1)[1].split("\nFROM ", 1)[0]
-    assert "[batch]" not in build_stage and "--from=build-batch" not in runtime_stage
+    assert "[batch]" not in stage("build") and "--from=build-batch" not in runtime_stage
 
 
 def test_image_recipe_installs_and_prepares_in_a_fresh_environment(tmp_path: Path) -> None:
@@ -54,8 +57,7 @@ def test_image_recipe_installs_and_prepares_in_a_fresh_environment(tmp_path: Pat
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    build_stage = DOCKERFILE.read_text().split(" AS build\n", 1)[1].split("\nFROM ", 1)[0]
-    run_lines = re.findall(r"^RUN (.+?)(?<!\\)$", build_stage, re.M | re.S)
+    run_lines = re.findall(r"^RUN (.+?)(?<!\\)$", stage("build"), re.M | re.S)
     install = run_lines[-1].replace("\\\n", " ").replace("/src/", f"{context}/")
     subprocess.run(install, shell=True, check=True, cwd=context, env={"PATH": f"{python.parent}:/usr/bin:/bin"})
     assert (context / "model_store/retinaface/1/model.onnx").stat().st_size > 1_000_000
