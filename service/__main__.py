@@ -6,7 +6,11 @@ import sys
 import uvicorn
 
 from service.config import get_settings
+from service.connections import HeaderDeadlineProtocol
 from service.middleware import configure_logging
+
+# Idle keep-alive connections are closed after this; the balancer's own idle timeout must be shorter.
+KEEP_ALIVE_S = 5
 
 
 def main() -> None:
@@ -21,6 +25,8 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        http=HeaderDeadlineProtocol,
+        timeout_keep_alive=KEEP_ALIVE_S,
         log_config=None,  # keep our format, with request ids
         access_log=False,  # the request middleware logs each request without client data
         timeout_graceful_shutdown=settings.shutdown_timeout_s,

@@ -6,7 +6,7 @@ with Retry-After lets the load balancer send the request to another pod instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from service.errors import ApiError
@@ -24,7 +24,7 @@ class Admission:
         self.metrics = metrics
 
     def check(self) -> None:
-        """Refuse now if no slot is free; streamed responses check before they start and take the slot inside."""
+        """Refuse now if no slot is free: also called before a request's body is read."""
         if self.active >= self.limit:
             raise ApiError(
                 503,
@@ -33,13 +33,26 @@ class Admission:
                 headers={"Retry-After": RETRY_AFTER_OVERLOADED},
             )
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
+    def acquire(self) -> Callable[[], None]:
+        """Take a slot now (or refuse with 503); returns the release, which is safe to call more than once."""
         self.check()
         self.active += 1
         self.metrics.in_flight.set(self.active)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.active -= 1
+                self.metrics.in_flight.set(self.active)
+
+        return release
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        release = self.acquire()
         try:
             yield
         finally:
-            self.active -= 1
-            self.metrics.in_flight.set(self.active)
+            release()

@@ -8,11 +8,16 @@ request's crops are never split, so each request still gets one model call.
 The worker waits only while another request is on its way: requests announce themselves with
 `reserve()` when they start decoding, so a lone request is classified at once and low load pays
 no batching delay.
+
+A waiter may give up at any time (a timeout, a client gone): its job is skipped if it has not
+started, and its rows are dropped if it has. Nothing a request does can end the worker, and if the
+worker ever ended anyway, the next request starts a new one and `alive` tells readiness meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import time
@@ -24,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,15 +58,23 @@ class MicroBatcher:
         self.carry: _Job | None = None  # a job that did not fit the last batch goes first next time
         self.pending_crops = 0
         self.expected = 0  # requests reserved but not yet submitted; read by the worker
-        self.thread = threading.Thread(target=self._run, name=f"micro-batcher-{name}", daemon=True)
+        self.thread: threading.Thread | None = None
+        self.stopping = False
 
     def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name=f"micro-batcher-{self.name}", daemon=True)
         self.thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
 
     def stop(self) -> None:
         """Finish what is queued, then end the worker."""
+        self.stopping = True
         self.jobs.put(None)
-        self.thread.join()
+        if self.thread is not None:
+            self.thread.join()
 
     @contextmanager
     def reserve(self) -> Iterator[Callable[[np.ndarray], Awaitable[np.ndarray]]]:
@@ -83,6 +98,9 @@ class MicroBatcher:
     async def classify(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
             return np.empty((0, 0), np.float32)
+        if not self.alive and not self.stopping and self.thread is not None:
+            log.error("the %s micro-batcher had stopped; starting a new one", self.name)
+            self.start()
         job = _Job(crops)
         self._track(len(crops))
         self.jobs.put(job)
@@ -120,23 +138,32 @@ class MicroBatcher:
         stopping = False
         while not stopping:
             batch, stopping = self._next_batch()
-            if not batch:
-                continue
-            started = time.perf_counter()
-            crops = np.concatenate([job.crops for job in batch])
-            self._track(-len(crops))
-            for job in batch:
-                self.metrics.batch_queue_seconds.labels(self.name).observe(started - job.queued_at)
-            self.metrics.batch_size.labels(self.name).observe(len(crops))
+            self._track(-sum(len(job.crops) for job in batch))
+            # A job whose waiter gave up is skipped; the rest can no longer be cancelled.
+            batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
             try:
-                probs = self.model(crops)
-            except Exception as error:
-                self.metrics.inference_errors.labels(self.name).inc()
+                self._classify(batch)
+            except Exception as error:  # never lets a batch end the worker
+                log.exception("the %s micro-batcher failed a batch", self.name)
                 for job in batch:
-                    job.future.set_exception(error)
-                continue
-            self.metrics.stage_seconds.labels("classify").observe(time.perf_counter() - started)
-            offset = 0
-            for job in batch:
-                job.future.set_result(probs[offset : offset + len(job.crops)])
-                offset += len(job.crops)
+                    if not job.future.done():
+                        job.future.set_exception(error)
+
+    def _classify(self, batch: list[_Job]) -> None:
+        if not batch:
+            return
+        started = time.perf_counter()
+        crops = np.concatenate([job.crops for job in batch])
+        for job in batch:
+            self.metrics.batch_queue_seconds.labels(self.name).observe(started - job.queued_at)
+        self.metrics.batch_size.labels(self.name).observe(len(crops))
+        try:
+            probs = self.model(crops)
+        except Exception:
+            self.metrics.inference_errors.labels(self.name).inc()
+            raise
+        self.metrics.stage_seconds.labels("classify").observe(time.perf_counter() - started)
+        offset = 0
+        for job in batch:
+            job.future.set_result(probs[offset : offset + len(job.crops)])
+            offset += len(job.crops)

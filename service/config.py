@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(10 * 2**20, ge=1024, description="Largest accepted image file, in bytes.")
     max_request_bytes: int = Field(40 * 2**20, ge=1024, description="Largest accepted request body, in bytes.")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Largest accepted width x height (bomb guard).")
+    max_request_pixels: int = Field(
+        80_000_000, ge=1, description="Largest sum of width x height over the images of one request."
+    )
+    max_buffered_body_bytes: int = Field(
+        256 * 2**20,
+        ge=1024,
+        description="Request body bytes the whole process holds at once; past it, new uploads get 503.",
+    )
+    request_body_timeout_s: float = Field(
+        60.0, gt=0, description="Longest a request body may take to arrive; past it, 408."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Longest a connection may take to send a request's headers before it is closed."
+    )
 
     # Video (POST /v1/video)
     video_max_bytes: int = Field(100 * 2**20, ge=1024, description="Largest accepted clip, in bytes.")
@@ -88,6 +102,9 @@ class Settings(BaseSettings):
     )
     stream_max_frame_pixels: int = Field(3840 * 2160, ge=1, description="Largest frame, width x height.")
     stream_idle_timeout_s: float = Field(30.0, gt=0, description="A stream with no message for this long is closed.")
+    stream_auth_timeout_s: float = Field(
+        5.0, gt=0, description="With API keys on, a stream that has not sent a valid key by then is closed (1008)."
+    )
     stream_smoothing_s: float = Field(1.0, ge=0, description="Default smoothing of a stream, in seconds.")
 
     # Tracking (video and live streams)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 
 class ApiError(Exception):
@@ -24,10 +27,30 @@ class ImageRejected(ApiError):
         self.reason = reason
 
 
+def timed_out(seconds: float) -> ApiError:
+    """The 504 of a request that ran past its time limit."""
+    return ApiError(504, "timeout", f"not finished within {seconds:g} s")
+
+
+def error_body(code: str, message: str, request_id: str | None) -> dict:
+    """The one error shape, wherever it is sent from: a response, the middleware, an NDJSON line."""
+    return {"error": {"code": code, "message": message, "request_id": request_id}}
+
+
+async def send_error(
+    send: Send, status: int, code: str, message: str, request_id: str | None, headers: dict[str, str] | None = None
+) -> None:
+    """An error response sent from an ASGI middleware, below the app's own exception handlers."""
+    body = json.dumps(error_body(code, message, request_id)).encode()
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def error_response(request: Request, status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
-    body = {"error": {"code": code, "message": message, "request_id": request_id}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, request_id), status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -45,7 +68,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
-            exc.status_code, "bad_request"
-        )
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            408: "request_timeout",
+            413: "request_too_large",
+            503: "overloaded",
+        }.get(exc.status_code, "bad_request")
         return error_response(request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))

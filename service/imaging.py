@@ -64,6 +64,18 @@ def header_size(data: bytes) -> tuple[int, int]:
             raise ImageRejected(400, "undecodable", "the image header cannot be read") from None
 
 
+def claimed_pixels(data: bytes) -> int:
+    """Width x height as an image's header claims it, from the header alone; 0 when it is no readable image
+    (decoding it later says why)."""
+    if sniff_format(data) is None:
+        return 0
+    try:
+        width, height = header_size(data)
+    except ImageRejected:
+        return 0
+    return width * height
+
+
 def check_size(data: bytes, max_bytes: int, what: str) -> None:
     """The first checks on any upload, photo or clip: not empty, not over its byte limit."""
     if not data:

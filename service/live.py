@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -29,6 +30,8 @@ from service.video import tracked_face
 
 if TYPE_CHECKING:  # the runtime holds the registry of streams below
     from service.runtime import Runtime, ServedModel
+
+log = logging.getLogger(__name__)
 
 # WebSocket close codes (RFC 6455, section 7.4.1).
 NORMAL = 1000
@@ -70,7 +73,7 @@ def number_in(value: object, low: float, high: float) -> bool:
 def parse_options(text: str, default_smoothing_s: float) -> StreamOptions:
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         raise StreamClosed(POLICY_VIOLATION, "the first text message must be a JSON object") from None
     if not isinstance(message, dict) or set(message) - {"smoothing", "max_fps", "api_key"}:
         raise StreamClosed(POLICY_VIOLATION, 'configure with {"smoothing": seconds, "max_fps": n}')
@@ -117,6 +120,8 @@ class LiveStream:
 
     async def run(self) -> None:
         receiver = asyncio.create_task(self._receive())
+        # However the receiver ends, the analyser must not wait for frames that will never come.
+        receiver.add_done_callback(lambda _: self.stop(INTERNAL_ERROR, "internal error"))
         try:
             await self._analyse()
         finally:
@@ -126,15 +131,13 @@ class LiveStream:
             await close(self.websocket, self.closing.code, self.closing.reason)
 
     async def _receive(self) -> None:
-        """Read every message at once, keep the newest frame, and note why the stream ends."""
-        idle = self.settings.stream_idle_timeout_s
+        """Read every message at once, keep the newest frame, and note why the stream ends.
+
+        A stream that still owes its key gets only a few seconds to send it, not the idle timeout."""
         first = True
         try:
             while True:
-                try:
-                    message = await asyncio.wait_for(self.websocket.receive(), idle)
-                except TimeoutError:
-                    raise StreamClosed(NORMAL, f"no frame for {idle:g} s") from None
+                message = await self._next_message()
                 if message["type"] == "websocket.disconnect":
                     raise WebSocketDisconnect(message.get("code", NORMAL))
                 data = message.get("bytes")
@@ -161,12 +164,33 @@ class LiveStream:
             self.frame_arrived.set()
         except StreamClosed as closed:
             self.stop(closed.code, closed.reason)
+        except Exception:
+            log.exception("a live stream's receiver failed")
+            self.stop(INTERNAL_ERROR, "internal error")
+
+    async def _next_message(self) -> dict:
+        """The next message, within the idle timeout, or within the key timeout while the key is still owed."""
+        if self.authorised:
+            wait, reason = self.settings.stream_idle_timeout_s, "no frame for {:g} s"
+        else:
+            wait, reason = self.settings.stream_auth_timeout_s, "no API key within {:g} s"
+        try:
+            return await asyncio.wait_for(self.websocket.receive(), wait)
+        except TimeoutError:
+            code = NORMAL if self.authorised else POLICY_VIOLATION
+            raise StreamClosed(code, reason.format(wait)) from None
 
     def _configure(self, text: str) -> None:
-        self.options = parse_options(text, self.settings.stream_smoothing_s)
+        """Apply the first text message; anything unreadable in it closes the stream with 1008 (fail closed)."""
+        try:
+            self.options = parse_options(text, self.settings.stream_smoothing_s)
+            if not self.authorised:
+                self.authorised = key_is_valid(self.options.api_key, self.keys)
+        except StreamClosed:
+            raise
+        except Exception:
+            raise StreamClosed(POLICY_VIOLATION, "the first text message cannot be read") from None
         self.tracker.smoothing_s = self.options.smoothing_s
-        if not self.authorised:
-            self.authorised = key_is_valid(self.options.api_key, self.keys)
 
     async def _analyse(self) -> None:
         last_started = None

@@ -15,12 +15,16 @@ from service import __version__
 from service.allocator import use_one_malloc_arena
 from service.config import Settings, get_settings
 from service.errors import install_error_handlers
+from service.intake import BodyBudget, IntakeMiddleware
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
 from service.routes import annotate, demo, ops, predict, stream, video
 from service.runtime import load_runtime, warm_up
 from service.security import require_api_key
 from service.shutdown import Drain
+
+# Routes that take uploads: their key and the service's capacity are checked before their body is read.
+UPLOAD_ROUTES = {"/v1/predict", "/predict", "/v1/annotate", "/v1/video"}
 
 
 def video_body_limit(settings: Settings) -> int:
@@ -72,13 +76,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["X-API-Key", "X-Request-ID", "Content-Type"],
             expose_headers=["X-Request-ID"],
         )
-    # Added last, so it is outermost: even CORS refusals get a request id and are counted.
     app.add_middleware(
-        RequestContextMiddleware,
-        metrics=metrics,
+        IntakeMiddleware,
         max_body_bytes=settings.max_request_bytes,
         route_body_limits={"/v1/video": video_body_limit(settings)},
+        upload_routes=UPLOAD_ROUTES,
+        budget=BodyBudget(settings.max_buffered_body_bytes),
+        body_timeout_s=settings.request_body_timeout_s,
     )
+    # Added last, so it is outermost: even CORS and intake refusals get a request id and are counted.
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     keyed = [Depends(require_api_key)]
     app.include_router(ops.router)
     app.include_router(predict.router, prefix="/v1", dependencies=keyed)

@@ -1,5 +1,5 @@
 """Per-request context: a request id on every response and log line, access logging, HTTP metrics,
-the request body size limit, and the last-resort 500 that never shows a traceback.
+and the last-resort 500 that never shows a traceback.
 
 Logs name the route template (`/v1/predict`), never the raw path, query or body: nothing a client
 sends is logged.
@@ -8,22 +8,23 @@ sends is logged.
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import re
 import time
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import send_error
 from service.metrics import Metrics
 
 log = logging.getLogger("service.access")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 # A caller's own id is kept only when it is short and plain, so it cannot inject into logs.
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Any other method (a client can send any token) is labelled and logged as "other".
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestIdFilter(logging.Filter):
@@ -42,13 +43,9 @@ def configure_logging(level: str) -> None:
 
 
 class RequestContextMiddleware:
-    def __init__(
-        self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, route_body_limits: dict[str, int] | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
-        self.route_body_limits = route_body_limits or {}  # paths whose bodies may be larger (or smaller)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,26 +69,8 @@ class RequestContextMiddleware:
                     headers["connection"] = "close"
             await send(message)
 
-        limit = self.route_body_limits.get(scope["path"], self.max_body_bytes)
-        too_large = f"the request body exceeds {limit} bytes"
-        received = 0
-
-        async def receive_within_limit() -> Message:
-            """Count streamed body bytes, so a body without a declared length is cut off too."""
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise HTTPException(413, too_large)  # answered by the app's JSON error handler
-            return message
-
         try:
-            # A declared length over the limit is refused before a byte of the body is read.
-            declared = Headers(scope=scope).get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                await send_error(send_with_id, 413, "request_too_large", too_large, request_id)
-                return
-            await self.app(scope, receive_within_limit, send_with_id)
+            await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("unhandled error")
             if not response_started:
@@ -102,20 +81,13 @@ class RequestContextMiddleware:
             # mount count under the mount's prefix; anything else shares one label. Cardinality stays bounded.
             path = scope["path"] if "route" in scope else scope.get("root_path") or "unmatched"
             elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in STANDARD_METHODS else "other"
+            self.metrics.requests.labels(path, method, str(status)).inc()
             self.metrics.request_seconds.labels(path).observe(elapsed)
-            log.info("%s %s %d %.1fms", scope["method"], path, status, elapsed * 1000)
+            log.info("%s %s %d %.1fms", method, path, status, elapsed * 1000)
             request_id_var.reset(token)
 
 
 def draining(scope: Scope) -> bool:
     runtime = getattr(scope["app"].state, "runtime", None)
     return runtime is not None and runtime.draining
-
-
-async def send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
-    """The error body of service.errors, sent from below the app's own exception handlers."""
-    body = json.dumps({"error": {"code": code, "message": message, "request_id": request_id}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -16,7 +16,7 @@ from service.alignment import align_faces
 from service.classifier import EmotionClassifier
 from service.detector import Detection, FaceDetector
 from service.errors import ApiError, ImageRejected
-from service.imaging import decode_image
+from service.imaging import claimed_pixels, decode_image
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,14 @@ class Pipeline:
         metrics: Metrics,
         max_file_bytes: int,
         max_image_pixels: int,
+        max_request_pixels: int,
     ) -> None:
         self.detector = detector
         self.classifier = classifier
         self.metrics = metrics
         self.max_file_bytes = max_file_bytes
         self.max_image_pixels = max_image_pixels
+        self.max_request_pixels = max_request_pixels
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -98,6 +100,7 @@ class Pipeline:
 
     async def analyse_many(self, uploads: list[bytes], classify: AsyncClassify) -> list[AnalysedImage]:
         """All uploads of a request: images prepared concurrently, all faces classified in one call."""
+        self._check_request_pixels(uploads)
         prepared = await asyncio.gather(
             *(asyncio.to_thread(self._prepare_numbered, i, d) for i, d in enumerate(uploads))
         )
@@ -113,6 +116,14 @@ class Pipeline:
             results.append(self._attach(p, probs[offset : offset + count] if count else None))
             offset += count
         return results
+
+    def _check_request_pixels(self, uploads: list[bytes]) -> None:
+        """Bound what a request decodes in all: each image is within its own limit, but 16 of them need not be."""
+        total = sum(claimed_pixels(data) for data in uploads)
+        if total > self.max_request_pixels:
+            self.metrics.rejected.labels("too_many_pixels").inc()
+            message = f"the images together have {total} pixels, over the {self.max_request_pixels} pixel limit"
+            raise ImageRejected(413, "too_many_pixels", message)
 
     def _prepare_numbered(self, index: int, data: bytes) -> PreparedImage:
         try:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from service.detector import Detection
 from service.model_store import StoredModel
 from service.pipeline import AnalysedImage
 from service.schemas import Box, EmotionScores, Face, ImageResult, Landmarks, ModelRef, Point
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+MAX_FILENAME_CHARS = 255
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def safe_filename(name: str | None) -> str | None:
+    """A client's file name as it may be echoed: its last path part, no control characters, at most 255 characters."""
+    if name is None:
+        return None
+    base = CONTROL_CHARACTERS.sub("", name).replace("\\", "/").rsplit("/", 1)[-1]
+    return base[:MAX_FILENAME_CHARS] or None
 
 
 def face_result(detection: Detection, probs: list[float], classes: tuple[str, ...]) -> Face:
@@ -27,7 +39,7 @@ def face_result(detection: Detection, probs: list[float], classes: tuple[str, ..
 
 def image_result(filename: str | None, analysed: AnalysedImage, classes: tuple[str, ...]) -> ImageResult:
     faces = [face_result(d, p, classes) for d, p in zip(analysed.detections, analysed.probabilities.tolist())]
-    return ImageResult(filename=filename, width=analysed.width, height=analysed.height, faces=faces)
+    return ImageResult(filename=safe_filename(filename), width=analysed.width, height=analysed.height, faces=faces)
 
 
 def model_refs(models: dict[str, StoredModel]) -> dict[str, ModelRef]:

@@ -60,6 +60,10 @@ class Runtime:
         """The models behind an answer: the detector and the emotion model used (default: the default one)."""
         return {"detector": self.detector_model, "emotion": (emotion or self.emotion()).stored}
 
+    def can_classify(self) -> bool:
+        """Whether every model's micro-batcher is running (a stopped one is restarted by the next request)."""
+        return all(served.batcher.alive for served in self.emotion_models.values())
+
     def set_ready(self, ready: bool) -> None:
         self.ready = self.serving = ready
         self.metrics.ready.set(int(ready))
@@ -109,7 +113,9 @@ def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
     detector_model, detector = load_detector(settings)
     emotion_models = load_emotion_models(settings, metrics)
     default = emotion_models[settings.default_emotion_model].classifier
-    pipeline = Pipeline(detector, default, metrics, settings.max_file_bytes, settings.max_image_pixels)
+    pipeline = Pipeline(
+        detector, default, metrics, settings.max_file_bytes, settings.max_image_pixels, settings.max_request_pixels
+    )
     for role, model in [("detector", detector_model), *(("emotion", m.stored) for m in emotion_models.values())]:
         metrics.model_info.labels(role, model.name, model.version, model.sha256).set(1)
         log.info("loaded %s model %s version %s sha256 %s", role, model.name, model.version, model.sha256)

@@ -104,6 +104,8 @@ class VideoInfo(BaseModel):
     fps: float = Field(description="The clip's own frame rate, from its container.")
     duration_ms: float
     frames_analysed: int
+    partial: bool = Field(False, description="True when the frames ended before the clip's declared end.")
+    partial_reason: str | None = Field(None, description="Why the clip ended early: truncated or corrupt data.")
 
 
 class VideoSummary(BaseModel):

@@ -18,7 +18,8 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="N
 
 
 def key_is_valid(presented: str | None, keys: list[str]) -> bool:
-    presented_bytes = (presented or "").encode()
+    """Whether a presented key is configured; any string (even one UTF-8 cannot encode) is a plain no."""
+    presented_bytes = (presented or "").encode(errors="surrogatepass")
     matches = [hmac.compare_digest(presented_bytes, key.encode()) for key in keys]  # no early exit
     return presented is not None and any(matches)
 

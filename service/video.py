@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Awaitable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from service.schemas import EmotionScores, Peak, TimelineEntry, TrackedFace, Tra
 from service.tracking import CutDetector, FaceTracker, Sighting
 from service.video_decode import Clip, VideoLimits
 
+T = TypeVar("T")
 # Frames the reader may prepare ahead of classification.
 READ_AHEAD = 2
 
@@ -57,8 +60,11 @@ async def analyse_clip(
     classify: AsyncClassify,
     tracker: FaceTracker,
     metrics: Metrics,
+    deadline: float | None = None,
 ) -> AsyncGenerator[AnalysedFrame, None]:
-    """Yield each analysed frame with its tracked faces. Closing the generator stops the reader thread."""
+    """Yield each analysed frame with its tracked faces, raising TimeoutError once `deadline` (monotonic
+    seconds, if any) has passed, even while no frame comes. Closing the generator stops the reader thread
+    before its next frame, skipped frames included."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Queue = asyncio.Queue()
     room = threading.Semaphore(READ_AHEAD)
@@ -73,7 +79,7 @@ async def analyse_clip(
     def read() -> None:
         cuts = CutDetector()
         try:
-            for frame in clip.frames(fps):
+            for frame in clip.frames(fps, stop):
                 metrics.stage_seconds.labels("video_decode").observe(frame.decode_seconds)
                 item = _Prepared(frame.time_ms, pipeline.prepare_frame(frame.image), cuts.is_cut(frame.image))
                 while not room.acquire(timeout=0.1):
@@ -89,19 +95,24 @@ async def analyse_clip(
     reader = threading.Thread(target=read, name="video-reader", daemon=True)
     reader.start()
     try:
-        while (item := await ready.get()) is not _END:
+        while (item := await before(deadline, ready.get())) is not _END:
             if isinstance(item, Exception):
                 raise item
             room.release()
             if item.cut:
                 tracker.reset()
             crops = item.prepared.crops
-            probabilities = await classify(crops) if len(crops) else np.empty((0, 7), np.float32)
+            probabilities = await before(deadline, classify(crops)) if len(crops) else np.empty((0, 7), np.float32)
             metrics.video_frames.inc()
             faces = tracker.update(item.time_ms / 1000, item.prepared.detections, probabilities)
             yield AnalysedFrame(item.time_ms, faces)
     finally:
         stop.set()
+
+
+async def before(deadline: float | None, awaitable: Awaitable[T]) -> T:
+    """Await within the deadline (monotonic seconds; None: no limit), else TimeoutError."""
+    return await asyncio.wait_for(awaitable, None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
 def tracked_face(face: Sighting, classes: tuple[str, ...]) -> TrackedFace:

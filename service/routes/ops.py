@@ -18,16 +18,17 @@ from service.security import api_key_header, require_api_key
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=Health)
 async def healthz() -> Health:
     """Liveness: the process answers. Restart the pod only when this fails."""
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+@router.api_route("/readyz", methods=["GET", "HEAD"], response_model=Health, responses={503: {"model": Health}})
 async def readyz(runtime: RuntimeDep) -> Response:
-    """Readiness: models loaded and warmed, not shutting down. Route traffic only when this is 200."""
-    if runtime is not None and runtime.ready:
+    """Readiness: models loaded and warmed, every model's batcher running, not shutting down. Route traffic
+    only when this is 200."""
+    if runtime is not None and runtime.ready and runtime.can_classify():
         return JSONResponse({"status": "ok"})
     return JSONResponse({"status": "not_ready"}, status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
 

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import File, UploadFile
 
-from service.errors import ApiError
+from service.errors import ApiError, timed_out
 from service.pipeline import AnalysedImage
 from service.runtime import Runtime, ServedModel
 from service.schemas import ErrorResponse
@@ -36,4 +36,4 @@ async def analyse_uploads(
         try:
             return await asyncio.wait_for(runtime.pipeline.analyse_many(uploads, classify), timeout)
         except TimeoutError:
-            raise ApiError(504, "timeout", f"not finished within {timeout} s") from None
+            raise timed_out(timeout) from None

@@ -1,7 +1,9 @@
 """POST /v1/video: every person in a clip, tracked, with an emotion timeline and summaries.
 
 JSON by default; with `Accept: application/x-ndjson` one line per analysed frame as it is done,
-then a closing line with the tracks' and the clip's summaries.
+then a closing line with the tracks' and the clip's summaries. Both forms hold one admission slot
+from before their first byte to their last, stop at the video timeout, and stop working as soon
+as their client is gone.
 """
 
 from __future__ import annotations
@@ -9,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import aclosing
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from service.deps import EmotionModelDep, ReadyRuntimeDep
-from service.errors import ApiError, ImageRejected
-from service.results import model_refs
+from service.errors import ApiError, ImageRejected, error_body, timed_out
+from service.results import model_refs, safe_filename
 from service.routes.uploads import ERRORS
 from service.runtime import Runtime, ServedModel
 from service.schemas import ErrorResponse, VideoInfo, VideoResponse
@@ -30,6 +33,7 @@ router = APIRouter(tags=["video"])
 NDJSON = "application/x-ndjson"
 # The closing NDJSON line carries the track summaries; their frames were already sent line by line.
 WITHOUT_TIMELINES = {"tracks": {"__all__": {"timeline"}}}
+T = TypeVar("T")
 
 VIDEO_ERRORS = {
     **ERRORS,
@@ -51,18 +55,63 @@ async def video(
     ] = 1.0,
 ) -> VideoResponse | StreamingResponse:
     """Track every face through a clip and return each person's emotions over time."""
-    runtime.admission.check()
-    clip = await open_clip(runtime, await file.read(), fps)
-    analysis = ClipAnalysis(runtime, emotion, clip, fps, smoothing, file.filename, request.state.request_id)
-    if NDJSON in request.headers.get("accept", ""):
-        return StreamingResponse(analysis.lines(), media_type=NDJSON)
-    timeout = runtime.settings.video_timeout_s
-    with runtime.admission.slot():
+    release = runtime.admission.acquire()  # over capacity: a 503 before any byte, in both forms
+    try:
+        clip = await open_clip(runtime, await file.read(), fps)
+        analysis = ClipAnalysis(runtime, emotion, clip, fps, smoothing, file.filename, request.state.request_id)
+        if NDJSON in request.headers.get("accept", ""):
+            response = SlotHoldingStreamingResponse(analysis.lines(), release, media_type=NDJSON)
+            release = None  # the response holds the slot now
+            return response
         try:
-            async with asyncio.timeout(timeout):
-                return await analysis.response()
+            return await unless_disconnected(request, analysis.response)
         except TimeoutError:
-            raise ApiError(504, "timeout", f"not finished within {timeout} s") from None
+            raise timed_out(runtime.settings.video_timeout_s) from None
+    finally:
+        if release is not None:
+            release()
+
+
+class SlotHoldingStreamingResponse(StreamingResponse):
+    """A streamed response that releases its admission slot when it ends, however it ends."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None], media_type: str) -> None:
+        super().__init__(content, media_type=media_type)
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+
+class ClientGone(ApiError):
+    """The client closed the connection before its answer: nobody is left to answer (logged as 499)."""
+
+    def __init__(self) -> None:
+        super().__init__(499, "client_closed", "the client closed the connection")
+
+
+async def unless_disconnected(request: Request, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the work, cancelling it if the client disconnects first, so a departed client costs nothing more."""
+    task = asyncio.ensure_future(work())
+    watcher = asyncio.ensure_future(wait_for_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        raise ClientGone
+    return task.result()
+
+
+async def wait_for_disconnect(request: Request) -> None:
+    """Once the body is read, the server's next message is the disconnect (or the end of the response)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def open_clip(runtime: Runtime, data: bytes, fps: float) -> Clip:
@@ -90,14 +139,15 @@ class ClipAnalysis:
         request_id: str,
     ) -> None:
         self.runtime, self.emotion, self.clip, self.fps = runtime, emotion, clip, min(fps, clip.info.fps)
-        self.filename, self.request_id = filename, request_id
+        self.filename, self.request_id = safe_filename(filename), request_id
         self.tracker = FaceTracker(smoothing, runtime.settings.track_max_gap_s)
         self.classes = emotion.classifier.classes
+        self.deadline = time.monotonic() + runtime.settings.video_timeout_s
 
     def _frames(self) -> aclosing:
         r = self.runtime
         classify = self.emotion.batcher.classify
-        return aclosing(analyse_clip(self.clip, self.fps, r.pipeline, classify, self.tracker, r.metrics))
+        return aclosing(analyse_clip(self.clip, self.fps, r.pipeline, classify, self.tracker, r.metrics, self.deadline))
 
     def _summary(self, keep_timeline: bool) -> ClipSummary:
         return ClipSummary(self.classes, self.runtime.settings.track_min_frames, keep_timeline)
@@ -120,6 +170,8 @@ class ClipAnalysis:
                 fps=info.fps,
                 duration_ms=info.duration_ms,
                 frames_analysed=summary.frames_analysed,
+                partial=self.clip.partial_reason is not None,
+                partial_reason=self.clip.partial_reason,
             ),
             tracks=tracks,
             summary=summary.summary(),
@@ -135,19 +187,16 @@ class ClipAnalysis:
     async def lines(self) -> AsyncIterator[bytes]:
         """A line per frame, then the summaries. Errors once streaming has begun end it with an error line."""
         summary = self._summary(keep_timeline=False)
-        timeout = self.runtime.settings.video_timeout_s
-        deadline = time.monotonic() + timeout
         try:
-            with self.runtime.admission.slot():
+            try:
                 async with self._frames() as frames:
                     async for frame in frames:
                         faces = [tracked_face(f, self.classes) for f in frame.faces]
                         summary.add(frame, faces)
                         line = {"time_ms": frame.time_ms, "faces": [f.model_dump() for f in faces]}
                         yield (json.dumps(line) + "\n").encode()
-                        if time.monotonic() > deadline:
-                            raise ApiError(504, "timeout", f"not finished within {timeout} s")
-                yield (self._result(summary).model_dump_json(exclude=WITHOUT_TIMELINES) + "\n").encode()
+            except TimeoutError:
+                raise timed_out(self.runtime.settings.video_timeout_s) from None
+            yield (self._result(summary).model_dump_json(exclude=WITHOUT_TIMELINES) + "\n").encode()
         except ApiError as error:
-            body = {"error": {"code": error.code, "message": error.message, "request_id": self.request_id}}
-            yield (json.dumps(body) + "\n").encode()
+            yield (json.dumps(error_body(error.code, error.message, self.request_id)) + "\n").encode()
