@@ -145,9 +145,11 @@ class MicroBatcher:
                 self._classify(batch)
             except Exception as error:  # never lets a batch end the worker
                 log.exception("the %s micro-batcher failed a batch", self.name)
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(error)
+                fail(batch, error)
+            except BaseException:  # the thread ends: no waiter may be left waiting on it
+                log.exception("the %s micro-batcher stopped", self.name)
+                fail(batch, RuntimeError(f"the {self.name} micro-batcher stopped"))
+                raise
 
     def _classify(self, batch: list[_Job]) -> None:
         if not batch:
@@ -167,3 +169,9 @@ class MicroBatcher:
         for job in batch:
             job.future.set_result(probs[offset : offset + len(job.crops)])
             offset += len(job.crops)
+
+
+def fail(batch: list[_Job], error: Exception) -> None:
+    for job in batch:
+        if not job.future.done():
+            job.future.set_exception(error)

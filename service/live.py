@@ -190,6 +190,8 @@ class LiveStream:
             raise
         except Exception:
             raise StreamClosed(POLICY_VIOLATION, "the first text message cannot be read") from None
+        if not self.authorised:
+            raise StreamClosed(POLICY_VIOLATION, "an API key is required: subprotocol key.<key>, or api_key")
         self.tracker.smoothing_s = self.options.smoothing_s
 
     async def _analyse(self) -> None:
