@@ -15,6 +15,7 @@ import json
 import random
 import struct
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from websockets.sync.client import connect
 
 from service.devserver import LiveService, running_service
 from tests.conftest import fer_faces, jpeg
-from tests.service.clips import PEOPLE, clip_bytes, clip_frames
+from tests.service.clips import PEOPLE, clip_bytes, clip_frames, write_clip
 from training.scenes import place_faces
 
 # The service under fuzzing: the fast model, and a deadline the client can wait out.
@@ -52,7 +53,10 @@ class Seeds:
         scene = place_faces(fer_faces("happy", 2) + fer_faces("sad", 1), 360, 480, 110, seed=7).image
         photos = {"scene.jpg": jpeg(scene), "scene.png": cv2.imencode(".png", scene)[1].tobytes()}
         frames = [jpeg(f) for f in clip_frames("two-people-head-pose.webm")[:10:3]]
-        return cls({name: clip_bytes(name) for name in PEOPLE}, photos, frames)
+        clips = {name: clip_bytes(name) for name in PEOPLE}
+        with tempfile.TemporaryDirectory() as folder:  # AVI's index offsets are another thing to forge
+            clips["asl-please.avi"] = write_clip(Path(folder) / "a.avi", clip_frames("asl-please.mp4")[:20], 25, "MJPG")
+        return cls(clips, photos, frames)
 
 
 def flip_bytes(data: bytes, rng: random.Random) -> bytes:
