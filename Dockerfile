@@ -13,7 +13,7 @@ COPY service ./service
 COPY model_store ./model_store
 # The same two steps as `make serve`: install the runtime, then fetch and verify the detector.
 RUN pip install . \
- && python -m service.prepare --store /src/model_store
+ && python -m service.inference.prepare --store /src/model_store
 
 # The batch job's environment: the same install plus Ray Data and pyarrow (emotion-batch).
 FROM build AS build-batch

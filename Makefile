@@ -27,7 +27,7 @@ $(VENV)/.dev: pyproject.toml | $(PY)
 	touch $@ $(VENV)/.runtime
 
 prepare: $(VENV)/.runtime
-	$(PY) -m service.prepare
+	$(PY) -m service.inference.prepare
 
 serve: prepare
 	EMOTION_HOST=$(HOST) EMOTION_PORT=$(PORT) $(PY) -m service

@@ -14,14 +14,14 @@ import numpy as np
 import pyarrow as pa
 
 from batch.inputs import read_bytes
-from service.alignment import align_faces
-from service.classifier import CropSpec, EmotionClassifier
 from service.config import Settings
-from service.detector import RetinaFaceDetector
-from service.errors import ImageRejected
-from service.imaging import decode_image
-from service.model_store import resolve
-from service.runtime import load_detector
+from service.inference.classifier import CropSpec, EmotionClassifier
+from service.inference.detector import RetinaFaceDetector
+from service.inference.errors import ImageRejected
+from service.inference.imaging import decode_image
+from service.inference.loading import load_detector
+from service.inference.model_store import resolve
+from service.inference.pipeline import prepare_faces
 from service.schemas import Emotion
 
 CLASSES: tuple[str, ...] = get_args(Emotion)  # the classes of the API's answers, in the models' order
@@ -97,12 +97,12 @@ def find_faces(batch: pa.Table, settings_json: str) -> pa.Table:
             rows.append({**base, "faces": 0, "error": "unreadable"})
             continue
         base |= {"image_width": image.shape[1], "image_height": image.shape[0]}
-        detections = finder.detector.detect(image)
+        prepared = prepare_faces(image, finder.detector, finder.spec)
+        detections = prepared.detections
         if not detections:
             rows.append({**base, "faces": 0})
             continue
-        crops = align_faces(image, detections, finder.spec.template, finder.spec.size)
-        for index, (detection, crop) in enumerate(zip(detections, crops)):
+        for index, (detection, crop) in enumerate(zip(detections, prepared.crops)):
             x1, y1, x2, y2 = (float(v) for v in detection.box)
             rows.append(
                 {

@@ -15,7 +15,7 @@ import cv2
 
 from batch.job import JobOptions, run_job
 from service.config import Settings
-from service.metrics import Metrics
+from service.ops.metrics import Metrics
 from service.runtime import load_runtime
 from training.data import load_split
 from training.scenes import place_faces

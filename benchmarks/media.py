@@ -9,7 +9,6 @@ import asyncio
 import json
 import statistics
 import time
-from contextlib import aclosing
 from pathlib import Path
 
 import cv2
@@ -18,13 +17,11 @@ import numpy as np
 import websockets
 
 from service.config import Settings
-from service.devserver import running_service
-from service.metrics import Metrics
+from service.ops.metrics import Metrics
 from service.runtime import Runtime, load_runtime
-from service.tracking import FaceTracker
-from service.video import analyse_clip, video_limits
-from service.video_decode import Clip
-from tests.service.clips import clip_frames
+from service.video.analysis import ClipAnalysis, open_clip
+from tests.helpers.clips import clip_frames
+from tests.helpers.live_service import running_service
 
 ROUNDS = 3
 
@@ -47,7 +44,7 @@ def stage_seconds(metrics: Metrics) -> dict[str, float]:
 
 
 async def analyse_in_process(runtime: Runtime, data: bytes, fps: float) -> int:
-    clip = Clip(data, video_limits(runtime.settings))
+    clip = open_clip(data, fps, runtime.settings)
     classifier = runtime.emotion().classifier
 
     def timed(crops: np.ndarray) -> np.ndarray:
@@ -57,12 +54,10 @@ async def analyse_in_process(runtime: Runtime, data: bytes, fps: float) -> int:
     async def classify(crops: np.ndarray) -> np.ndarray:
         return await asyncio.to_thread(timed, crops)  # off the loop, as the batcher does
 
-    tracker = FaceTracker(1.0, runtime.settings.track_max_gap_s)
-    frames = 0
-    async with aclosing(analyse_clip(clip, fps, runtime.pipeline, classify, tracker, runtime.metrics)) as stream:
-        async for _ in stream:
-            frames += 1
-    return frames
+    analysis = ClipAnalysis(
+        clip, fps, runtime.pipeline, classify, runtime.metrics, runtime.settings, 1.0, keep_timeline=False
+    )
+    return (await analysis.run()).frames_analysed
 
 
 def bench_video(workdir: Path, fps: float = 5) -> dict:

@@ -28,10 +28,10 @@ import onnxruntime as ort
 from benchmarks.batch import bench_batch
 from benchmarks.media import bench_models, bench_streams, bench_video
 from service.config import PROJECT_ROOT, Settings
-from service.detector import OnnxRuntimeRunner, OpenCvRunner
-from service.devserver import running_service
-from service.metrics import Metrics
+from service.inference.detector import OnnxRuntimeRunner, OpenCvRunner
+from service.ops.metrics import Metrics
 from service.runtime import load_runtime
+from tests.helpers.live_service import running_service
 from training.data import load_split
 from training.scenes import place_faces
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import cv2
 import httpx
 
-from service.devserver import running_service
 from tests.conftest import CHROMIUM_FLAGS, fer_faces
-from tests.service.clips import VIDEO_DIR
+from tests.helpers.clips import VIDEO_DIR
+from tests.helpers.live_service import running_service
 from training.scenes import place_faces
 
 OUT = Path(__file__).resolve().parent / "images"

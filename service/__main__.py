@@ -5,9 +5,9 @@ import sys
 
 import uvicorn
 
+from service.api.middleware import configure_logging
 from service.config import get_settings
-from service.connections import HeaderDeadlineProtocol
-from service.middleware import configure_logging
+from service.ops.connections import HeaderDeadlineProtocol
 
 # Idle keep-alive connections are closed after this; the balancer's own idle timeout must be shorter.
 KEEP_ALIVE_S = 5
@@ -16,11 +16,11 @@ KEEP_ALIVE_S = 5
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
-    # After service.shutdown's drain, uvicorn finishes requests, then re-raises SIGTERM with this
+    # After service.ops.shutdown's drain, uvicorn finishes requests, then re-raises SIGTERM with this
     # handler restored: exit 0, since a drained shutdown is a clean one.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
-        "service.main:create_app",
+        "service.api.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,

@@ -25,16 +25,14 @@ from typing import TextIO
 
 import numpy as np
 
-from service.annotate import draw_faces, encode
 from service.config import get_settings
-from service.errors import ApiError
-from service.imaging import sniff_container, sniff_format
-from service.metrics import Metrics
-from service.results import image_result
+from service.inference.annotate import draw_faces, encode
+from service.inference.errors import ImageRejected, UnknownModel
+from service.inference.imaging import sniff_container, sniff_format
+from service.inference.results import image_result
+from service.ops.metrics import Metrics
 from service.runtime import Runtime, load_runtime
-from service.tracking import FaceTracker
-from service.video import ClipSummary, analyse_clip, tracked_face, video_limits
-from service.video_decode import Clip
+from service.video.analysis import ClipAnalysis, open_clip
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"}
@@ -82,28 +80,24 @@ async def clip_rows(
     runtime: Runtime, path: Path, fps: float, smoothing: float, summary_only: bool, model: str | None = None
 ) -> AsyncIterator[dict]:
     """A clip's rows: one per face per analysed frame, or with `summary_only` one per track at the end."""
-    settings, pipeline, classifier = runtime.settings, runtime.pipeline, runtime.emotion(model).classifier
-    classes = classifier.classes
-    clip = Clip(path.read_bytes(), video_limits(settings))
-    clip.check_sampling(fps)
-    summary = ClipSummary(classes, settings.track_min_frames, keep_timeline=False)
+    classifier = runtime.emotion(model).classifier
+    clip = open_clip(path.read_bytes(), fps, runtime.settings)
 
     async def classify(crops: np.ndarray) -> np.ndarray:
         return classifier(crops)
 
-    tracker = FaceTracker(smoothing, settings.track_max_gap_s)
-    frames = analyse_clip(clip, min(fps, clip.info.fps), pipeline, classify, tracker, runtime.metrics)
-    async with aclosing(frames):
-        async for frame in frames:
-            faces = [tracked_face(f, classes) for f in frame.faces]
-            summary.add(frame, faces)
+    analysis = ClipAnalysis(
+        clip, fps, runtime.pipeline, classify, runtime.metrics, runtime.settings, smoothing, keep_timeline=False
+    )
+    async with aclosing(analysis.frames()) as frames:
+        async for frame, faces in frames:
             if summary_only:
                 continue
             for index, face in enumerate(faces):
                 timing = {"file": str(path), "time_ms": frame.time_ms, "track_id": face.track_id, "face": index}
                 yield timing | face_row(face.model_dump())
     if summary_only:
-        for track in summary.track_results():
+        for track in analysis.summary.track_results():
             row = {"file": str(path), **track.model_dump(include={"track_id", "first_ms", "last_ms", "frames"})}
             yield row | track.emotions.model_dump() | {"dominant_emotion": track.dominant_emotion}
 
@@ -149,7 +143,7 @@ def predict(paths: list[Path], out: TextIO, options: argparse.Namespace) -> int:
                 asyncio.run(write_clip(runtime, path, writer, options))
             else:
                 write_photo(runtime, path, writer, options)
-        except (ApiError, OSError) as error:
+        except (ImageRejected, UnknownModel, OSError) as error:
             failures += 1
             print(f"\nskipped {path}: {getattr(error, 'message', error)}", file=sys.stderr)
             continue

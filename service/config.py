@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(30.0, gt=0, description="Longest a predict request may take before a 504.")
 
-    # Shutdown (see service.shutdown)
+    # Shutdown (see service.ops.shutdown)
     drain_s: float = Field(
         5.0, ge=0, description="After SIGTERM, seconds of serving with readiness off, for balancers to stop sending."
     )

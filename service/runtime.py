@@ -7,16 +7,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.admission import Admission
-from service.batcher import MicroBatcher
-from service.classifier import EmotionClassifier
 from service.config import Settings
-from service.detector import RetinaFaceDetector
-from service.errors import ApiError
-from service.live import StreamRegistry
-from service.metrics import Metrics
-from service.model_store import ModelStoreError, StoredModel, resolve
-from service.pipeline import Pipeline
+from service.inference.batcher import MicroBatcher
+from service.inference.classifier import EmotionClassifier
+from service.inference.errors import UnknownModel
+from service.inference.loading import load_detector
+from service.inference.model_store import ModelStoreError, StoredModel, resolve
+from service.inference.pipeline import Pipeline
+from service.live.registry import StreamRegistry
+from service.ops.admission import Admission
+from service.ops.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,10 @@ class Runtime:
     draining: bool = False
 
     def emotion(self, name: str | None = None) -> ServedModel:
-        """The model a request asked for by name, or the default; unknown names get a 422 naming the loaded ones."""
+        """The model a request asked for by name, or the default; an unknown name raises UnknownModel."""
         served = self.emotion_models.get(name or self.default_model)
         if served is None:
-            loaded = ", ".join(self.emotion_models)
-            raise ApiError(422, "unknown_model", f"no emotion model {name!r} is loaded; choose one of: {loaded}")
+            raise UnknownModel(name, list(self.emotion_models))
         return served
 
     def models(self, emotion: ServedModel | None = None) -> dict[str, StoredModel]:
@@ -91,21 +90,6 @@ def load_emotion_models(settings: Settings, metrics: Metrics) -> dict[str, Serve
         if not same or model.classifier.classes != default.classes:
             raise ModelStoreError(f"{model.name} expects other crops or classes than {settings.default_emotion_model}")
     return served
-
-
-def load_detector(settings: Settings, threads: int | None = None) -> tuple[StoredModel, RetinaFaceDetector]:
-    """The face detector the settings name, verified, with their sizes and thresholds (threads: the setting's)."""
-    detector_model = resolve(settings.model_store, settings.detector_model, settings.detector_version)
-    detector = RetinaFaceDetector(
-        detector_model,
-        max_side=settings.detect_max_side,
-        score_threshold=settings.detect_score_threshold,
-        nms_threshold=settings.detect_nms_threshold,
-        min_face_size=settings.min_face_size,
-        backend=settings.detector_backend,
-        threads=settings.intra_op_threads if threads is None else threads,
-    )
-    return detector_model, detector
 
 
 def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:

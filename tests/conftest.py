@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from service.api.app import create_app
 from service.config import PROJECT_ROOT, Settings
-from service.main import create_app
 
 DATA_DIR = Path(os.environ.get("FER2013_DIR", PROJECT_ROOT.parent / "shared" / "data" / "fer2013"))
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from service.config import PROJECT_ROOT, Settings
-from service.devserver import running_service
 from service.schemas import PredictResponse, VideoResponse
-from tests.service.clips import VIDEO_DIR
+from tests.helpers.clips import VIDEO_DIR
+from tests.helpers.live_service import running_service
 
 README = PROJECT_ROOT / "README.md"
 DOCS = sorted((PROJECT_ROOT / "docs").glob("*.md"))

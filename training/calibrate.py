@@ -37,7 +37,7 @@ import onnx
 import torch
 from onnx import helper, numpy_helper
 
-from service.model_store import graph_path, graph_sha256, read_graph, store_compressed
+from service.inference.model_store import graph_path, graph_sha256, read_graph, store_compressed
 from training.data import CLASSES, load_split
 from training.evaluate import onnx_probabilities
 from training.metrics import classification_report

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from service.config import get_settings
-from service.detector import RetinaFaceDetector
-from service.model_store import resolve
+from service.inference.detector import RetinaFaceDetector
+from service.inference.model_store import resolve
 from training.scenes import place_faces
 
 TEMPLATE_PATH = Path(__file__).with_name("alignment_template.json")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.classifier import model_input as service_model_input
-from service.model_store import read_graph
+from service.inference.classifier import model_input as service_model_input
+from service.inference.model_store import read_graph
 from training.data import SPLIT_USAGE, load_split
 from training.metrics import Report, classification_report, plot_confusion
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from service.config import get_settings
-from service.metrics import Metrics
+from service.ops.metrics import Metrics
 from service.runtime import load_runtime
 from training.data import load_split
 from training.scenes import iou, place_faces

@@ -30,7 +30,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
 
-from service.model_store import available_versions, graph_sha256, store_compressed
+from service.inference.model_store import available_versions, graph_sha256, store_compressed
 from training.calibrate_alignment import TEMPLATE_PATH
 from training.data import CLASSES, load_split
 from training.evaluate import PIXEL_SCALE, model_input, onnx_probabilities

@@ -26,7 +26,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from service.model_store import graph_path, read_graph
+from service.inference.model_store import graph_path, read_graph
 from training.model import EmotionNet, ModelConfig
 
 FLOAT16_SUFFIX = "_float16"  # what training.export appends to an initialiser it stores as float16

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from service.config import PROJECT_ROOT
-from service.devserver import LiveService, free_port, running_service
 from tests.conftest import fer_faces, jpeg
+from tests.helpers.live_service import LiveService, free_port, running_service
 from training.scenes import place_faces
 
 CONFIG = PROJECT_ROOT / "deploy" / "haproxy" / "haproxy.cfg"

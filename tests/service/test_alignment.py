@@ -1,7 +1,7 @@
 import cv2
 import numpy as np
 
-from service.alignment import align_face, similarity_transform
+from service.inference.alignment import align_face, similarity_transform
 from tests.conftest import fer_faces
 
 

@@ -1,4 +1,4 @@
-"""The worker threads that decode and detect share the main malloc arena (see service.allocator)."""
+"""The worker threads that decode and detect share the main malloc arena (see service.ops.allocator)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ COUNT_ARENAS = """
 import ctypes, sys
 from concurrent.futures import ThreadPoolExecutor
 from service.config import Settings
-from service.main import create_app
-from service.metrics import Metrics
+from service.api.app import create_app
+from service.ops.metrics import Metrics
 from service.runtime import load_runtime
 from tests.conftest import fer_faces, jpeg
 from training.scenes import place_faces

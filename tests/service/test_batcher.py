@@ -4,11 +4,11 @@ import time
 import numpy as np
 import pytest
 
-from service.batcher import MicroBatcher
-from service.classifier import EmotionClassifier
 from service.config import Settings
-from service.metrics import Metrics
-from service.model_store import resolve
+from service.inference.batcher import MicroBatcher
+from service.inference.classifier import EmotionClassifier
+from service.inference.model_store import resolve
+from service.ops.metrics import Metrics
 from tests.conftest import fer_faces
 
 

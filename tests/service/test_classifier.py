@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from service.classifier import EmotionClassifier
 from service.config import PROJECT_ROOT, Settings
-from service.model_store import StoredModel, available_versions, resolve
+from service.inference.classifier import EmotionClassifier
+from service.inference.model_store import StoredModel, available_versions, resolve
 from tests.conftest import DATA_DIR
 from training.calibrate import apply, calibration_figures
 from training.data import load_split

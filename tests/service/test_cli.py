@@ -7,7 +7,7 @@ import pytest
 
 from service.cli import main
 from tests.conftest import fer_faces
-from tests.service.clips import VIDEO_DIR
+from tests.helpers.clips import VIDEO_DIR
 from training.scenes import place_faces
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from service.devserver import LiveService, running_service
 from tests.conftest import CHROMIUM_FLAGS, fer_faces
-from tests.service.clips import VIDEO_DIR, clip_frames
+from tests.helpers.clips import VIDEO_DIR, clip_frames
+from tests.helpers.live_service import LiveService, running_service
 from training.scenes import place_faces
 
 CHROMIUM = shutil.which("chromium")

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from service.config import Settings
-from service.detector import RetinaFaceDetector, prior_boxes
-from service.model_store import resolve
+from service.inference.detector import RetinaFaceDetector, prior_boxes
+from service.inference.model_store import resolve
 from tests.conftest import fer_faces
 from training.scenes import iou, place_faces
 

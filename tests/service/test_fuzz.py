@@ -1,13 +1,13 @@
-"""The mutation fuzzer (tests.service.fuzz), bounded in time: real mutated media against a real service."""
+"""The mutation fuzzer (tests.helpers.fuzz), bounded in time: real mutated media against a real service."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from tests.service.fuzz import fuzz
+from tests.helpers.fuzz import fuzz
 
-# Seconds of fuzzing in the suite; a long run is `python -m tests.service.fuzz --inputs 10000`.
+# Seconds of fuzzing in the suite; a long run is `python -m tests.helpers.fuzz --inputs 10000`.
 FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "75"))
 
 

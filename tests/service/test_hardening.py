@@ -18,11 +18,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from service.batcher import MicroBatcher
-from service.devserver import LiveService, running_service
-from service.metrics import Metrics
+from service.inference.batcher import MicroBatcher
+from service.ops.metrics import Metrics
 from tests.conftest import fer_faces, jpeg
-from tests.service.clips import clip_bytes, ffmpeg
+from tests.helpers.clips import clip_bytes, ffmpeg
+from tests.helpers.live_service import LiveService, running_service
 from training.scenes import place_faces
 
 KEY = "hardening-key"

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from service.errors import ImageRejected
-from service.imaging import decode_image
+from service.inference.errors import ImageRejected
+from service.inference.imaging import decode_image
 from tests.conftest import exif_jpeg, fer_faces
 from training.scenes import place_faces
 

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from service.errors import ImageRejected
-from service.imaging import decode_image, sniff_format
+from service.inference.errors import ImageRejected
+from service.inference.imaging import decode_image, sniff_format
 from tests.conftest import exif_jpeg, fer_faces
 
 LIMITS = {"max_bytes": 10 * 2**20, "max_pixels": 40_000_000}

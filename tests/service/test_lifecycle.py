@@ -11,8 +11,8 @@ from concurrent.futures import ProcessPoolExecutor
 import httpx
 import pytest
 
-from service.devserver import running_service
 from tests.conftest import fer_faces, jpeg
+from tests.helpers.live_service import running_service
 from training.scenes import place_faces
 
 HEAVY = jpeg(place_faces(fer_faces("happy", 8) + fer_faces("sad", 8), 1200, 1600, 200, seed=40).image)

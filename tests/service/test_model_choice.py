@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import fer_faces, jpeg
-from tests.service.clips import clip_bytes
+from tests.helpers.clips import clip_bytes
 from training.scenes import place_faces
 
 SCENE = jpeg(place_faces(fer_faces("happy", 1) + fer_faces("surprise", 1), 480, 640, 170, seed=70).image)

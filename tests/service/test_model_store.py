@@ -5,8 +5,15 @@ from pathlib import Path
 import pytest
 
 from service.config import PROJECT_ROOT, Settings
-from service.model_store import ModelStoreError, available_versions, graph_path, read_graph, resolve, store_compressed
-from service.prepare import bytes_literal
+from service.inference.model_store import (
+    ModelStoreError,
+    available_versions,
+    graph_path,
+    read_graph,
+    resolve,
+    store_compressed,
+)
+from service.inference.prepare import bytes_literal
 
 
 def copy_model(settings: Settings, store: Path, version: str) -> Path:

@@ -5,8 +5,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
 
+from service.api.app import create_app
 from service.config import Settings
-from service.main import create_app
 
 
 def test_no_server_errors_on_any_operation(settings: Settings) -> None:

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.admission import Admission
+from service.api.app import create_app
+from service.api.errors import as_api_error
 from service.config import Settings
-from service.errors import ApiError
-from service.main import create_app
-from service.metrics import Metrics
+from service.inference.errors import InferenceFailed
+from service.ops.admission import Admission, Overloaded
+from service.ops.metrics import Metrics
 from service.runtime import load_runtime
 from tests.conftest import fer_faces, jpeg
 from training.scenes import place_faces
@@ -24,9 +25,10 @@ def scene_upload(faces: int = 1) -> list[tuple]:
 def test_admission_refuses_past_its_limit() -> None:
     admission = Admission(limit=2, metrics=Metrics())
     with admission.slot(), admission.slot():
-        with pytest.raises(ApiError) as caught, admission.slot():
+        with pytest.raises(Overloaded) as caught, admission.slot():
             pass
-        assert caught.value.status == 503 and caught.value.headers == {"Retry-After": "1"}
+        answer = as_api_error(caught.value)
+        assert answer.status == 503 and answer.headers == {"Retry-After": "1"}
     with admission.slot():  # slots are given back
         assert admission.active == 1
 
@@ -55,6 +57,7 @@ def test_model_failure_is_a_500_with_request_id(settings: Settings) -> None:
     async def misshapen(crops: np.ndarray) -> np.ndarray:
         return await asyncio.to_thread(classifier, crops[:, :40, :40])  # onnxruntime refuses 40x40
 
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(InferenceFailed) as caught:
         asyncio.run(runtime.pipeline.analyse_many([scene_upload()[0][1][1]], misshapen))
-    assert (caught.value.status, caught.value.code) == (500, "inference_failed")
+    answer = as_api_error(caught.value)
+    assert (answer.status, answer.code) == (500, "inference_failed")

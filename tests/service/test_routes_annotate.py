@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 from fastapi.testclient import TestClient
 
-from service.annotate import EMOTION_COLOURS
+from service.inference.annotate import EMOTION_COLOURS
 from tests.conftest import fer_faces, jpeg
 from training.scenes import place_faces
 

@@ -1,8 +1,8 @@
 from fastapi.testclient import TestClient
 
+from service.api.app import create_app
 from service.config import Settings
-from service.main import create_app
-from service.model_store import graph_sha256, resolve
+from service.inference.model_store import graph_sha256, resolve
 
 
 def test_live_and_ready(client: TestClient) -> None:

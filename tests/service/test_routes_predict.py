@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from service.api.app import create_app
 from service.config import Settings
-from service.main import create_app
 from service.schemas import PredictResponse
 from tests.conftest import exif_jpeg, fer_faces, jpeg
 from training.scenes import iou, place_faces

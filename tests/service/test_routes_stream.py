@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from service.api.app import create_app
 from service.config import Settings
-from service.main import create_app
-from tests.service.clips import PEOPLE, clip_frames
+from tests.helpers.clips import PEOPLE, clip_frames
 
 JPEG_FRAMES = {
     name: [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in clip_frames(name)]

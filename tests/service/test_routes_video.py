@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from service.api.app import create_app
 from service.config import Settings
-from service.main import create_app
 from tests.conftest import fer_faces, jpeg
-from tests.service.clips import PEOPLE, clip_bytes, clip_frames, write_clip
+from tests.helpers.clips import PEOPLE, clip_bytes, clip_frames, write_clip
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

@@ -3,9 +3,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from service.api.app import create_app
+from service.api.security import key_is_valid
 from service.config import Settings
-from service.main import create_app
-from service.security import key_is_valid
 from tests.conftest import jpeg
 from training.scenes import place_faces
 

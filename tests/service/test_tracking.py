@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from service.detector import Detection
-from service.tracking import CutDetector, FaceTracker, iou_matrix, smoothing_weight
-from tests.service.clips import clip_frames
+from service.inference.detector import Detection
+from service.tracking.tracker import CutDetector, FaceTracker, iou_matrix, smoothing_weight
+from tests.helpers.clips import clip_frames
 
 HAPPY = np.array([0, 0, 0, 1, 0, 0, 0], np.float64)
 SAD = np.array([0, 0, 0, 0, 1, 0, 0], np.float64)

@@ -3,10 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import ImageRejected
-from service.video_decode import Clip, VideoLimits
+from service.inference.errors import ImageRejected
+from service.video.decode import Clip, VideoLimits
 from tests.conftest import jpeg
-from tests.service.clips import PEOPLE, clip_bytes, clip_frames, ffmpeg, write_clip
+from tests.helpers.clips import PEOPLE, clip_bytes, clip_frames, ffmpeg, write_clip
 
 ROOMY = VideoLimits(max_bytes=50 * 2**20, max_duration_s=600, max_frame_pixels=3840 * 2160, max_frames_analysed=3000)
 

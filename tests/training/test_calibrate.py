@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.model_store import graph_path
+from service.inference.model_store import graph_path
 from tests.conftest import DATA_DIR
 from training.calibrate import (
     Calibration,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from service.classifier import EmotionClassifier
-from service.model_store import resolve
+from service.inference.classifier import EmotionClassifier
+from service.inference.model_store import resolve
 from tests.conftest import DATA_DIR
 from training.data import load_split
 from training.evaluate import onnx_probabilities

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from service.config import PROJECT_ROOT
-from service.model_store import graph_path
+from service.inference.model_store import graph_path
 from tests.conftest import DATA_DIR
 from training.data import load_split
 from training.evaluate import onnx_probabilities

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from service.model_store import graph_path
+from service.inference.model_store import graph_path
 from tests.conftest import DATA_DIR
 from training.train import TrainConfig, blended_loss, class_weights, distillation_loss, train
 

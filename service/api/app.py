@@ -1,0 +1,98 @@
+"""The FastAPI application: `uvicorn service.api.app:create_app --factory`, or `python -m service`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from starlette.formparsers import MultiPartParser
+
+from service import __version__
+from service.api.errors import install_error_handlers
+from service.api.intake import BodyBudget, IntakeMiddleware
+from service.api.middleware import RequestContextMiddleware
+from service.api.routes import annotate, demo, ops, predict, stream, video
+from service.api.security import require_api_key
+from service.config import Settings, get_settings
+from service.ops.allocator import use_one_malloc_arena
+from service.ops.metrics import Metrics
+from service.ops.shutdown import Drain
+from service.runtime import load_runtime, warm_up
+
+# Routes that take uploads: their key and the service's capacity are checked before their body is read.
+UPLOAD_ROUTES = {"/v1/predict", "/predict", "/v1/annotate", "/v1/video"}
+
+
+def video_body_limit(settings: Settings) -> int:
+    """A clip at its size limit, plus room for the multipart framing around it."""
+    return settings.video_max_bytes + 64 * 1024
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    use_one_malloc_arena()  # before the worker threads allocate: see service.ops.allocator
+    metrics = Metrics()
+    # Uploads are held in memory up to the request limit instead of spilling to temporary files:
+    # client images are never written to disk.
+    # (A class attribute, so shared by every app in the process: it only ever grows.)
+    largest_body = max(settings.max_request_bytes, video_body_limit(settings))
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, largest_body)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = load_runtime(settings, metrics)
+        app.state.runtime = runtime
+        await asyncio.to_thread(warm_up, runtime)
+        for served in runtime.emotion_models.values():
+            served.batcher.start()
+        runtime.set_ready(True)
+        Drain(runtime, asyncio.get_running_loop()).install()
+        yield
+        runtime.set_ready(False)
+        await runtime.streams.close_all(settings.shutdown_timeout_s)
+        for served in runtime.emotion_models.values():
+            served.batcher.stop()
+
+    app = FastAPI(
+        title="Emotion recognition service",
+        version=__version__,
+        description="Finds every face in uploaded photos and returns each face's distribution over the "
+        "seven FER-2013 emotions.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.api_keys = settings.load_api_keys()
+    install_error_handlers(app)
+    if origins := settings.cors_origin_list():
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "X-Request-ID", "Content-Type"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(
+        IntakeMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        route_body_limits={"/v1/video": video_body_limit(settings)},
+        upload_routes=UPLOAD_ROUTES,
+        budget=BodyBudget(settings.max_buffered_body_bytes),
+        body_timeout_s=settings.request_body_timeout_s,
+    )
+    # Added last, so it is outermost: even CORS and intake refusals get a request id and are counted.
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    keyed = [Depends(require_api_key)]
+    app.include_router(ops.router)
+    app.include_router(predict.router, prefix="/v1", dependencies=keyed)
+    app.include_router(predict.router, dependencies=keyed, include_in_schema=False)  # /predict, kept as an alias
+    app.include_router(annotate.router, prefix="/v1", dependencies=keyed)
+    app.include_router(video.router, prefix="/v1", dependencies=keyed)
+    app.include_router(stream.router, prefix="/v1")  # checks its own keys: see service.api.routes.stream
+    app.include_router(demo.router)
+    app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
+    return app

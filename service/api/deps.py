@@ -1,0 +1,48 @@
+"""Route dependencies: the process runtime, and a guard that it is ready to serve.
+
+They are `async def` because they never block: FastAPI runs a plain `def` dependency in its thread
+pool, a thread hand-off on every request for nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from service.api.errors import ApiError
+from service.runtime import Runtime, ServedModel
+
+RETRY_AFTER_SECONDS = "5"
+
+
+async def get_runtime(request: Request) -> Runtime | None:
+    """None until the lifespan has loaded the models."""
+    return getattr(request.app.state, "runtime", None)
+
+
+async def get_ready_runtime(runtime: Annotated[Runtime | None, Depends(get_runtime)]) -> Runtime:
+    if runtime is None or not runtime.serving:
+        raise ApiError(
+            503,
+            "not_ready",
+            "the service is starting or shutting down; retry shortly",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime | None, Depends(get_runtime)]
+ReadyRuntimeDep = Annotated[Runtime, Depends(get_ready_runtime)]
+
+
+async def get_emotion_model(
+    runtime: ReadyRuntimeDep,
+    model: Annotated[
+        str | None, Query(description="Emotion model to use, e.g. emotion or emotion-fast; default: the service's.")
+    ] = None,
+) -> ServedModel:
+    return runtime.emotion(model)
+
+
+EmotionModelDep = Annotated[ServedModel, Depends(get_emotion_model)]

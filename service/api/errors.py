@@ -1,0 +1,93 @@
+"""Client-facing errors: one JSON shape, `{"error": {"code", "message", "request_id"}}`, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
+
+from service.inference.errors import ImageRejected, InferenceFailed, UnknownModel
+from service.ops.admission import RETRY_AFTER_OVERLOADED, Overloaded
+
+
+class ApiError(Exception):
+    """An error with the status and stable code a client can branch on."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+# What the analysis and admission raise, and how each reaches a client.
+DOMAIN_ERRORS = (ImageRejected, InferenceFailed, UnknownModel, Overloaded)
+
+
+def as_api_error(error: Exception) -> ApiError:
+    """The HTTP answer to an error raised below the API (one of DOMAIN_ERRORS), or to an ApiError itself."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, ImageRejected):
+        return ApiError(error.status, error.reason, error.message)
+    if isinstance(error, UnknownModel):
+        return ApiError(422, "unknown_model", error.message)
+    if isinstance(error, Overloaded):
+        return ApiError(503, "overloaded", str(error), headers={"Retry-After": RETRY_AFTER_OVERLOADED})
+    return ApiError(500, "inference_failed", "the emotion model failed; quote the request id")
+
+
+def timed_out(seconds: float) -> ApiError:
+    """The 504 of a request that ran past its time limit."""
+    return ApiError(504, "timeout", f"not finished within {seconds:g} s")
+
+
+def error_body(code: str, message: str, request_id: str | None) -> dict:
+    """The one error shape, wherever it is sent from: a response, the middleware, an NDJSON line."""
+    return {"error": {"code": code, "message": message, "request_id": request_id}}
+
+
+async def send_error(
+    send: Send, status: int, code: str, message: str, request_id: str | None, headers: dict[str, str] | None = None
+) -> None:
+    """An error response sent from an ASGI middleware, below the app's own exception handlers."""
+    body = json.dumps(error_body(code, message, request_id)).encode()
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_response(request: Request, status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    return JSONResponse(error_body(code, message, request_id), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        error = as_api_error(exc)
+        return error_response(request, error.status, error.code, error.message, error.headers)
+
+    for kind in (ApiError, *DOMAIN_ERRORS):
+        app.add_exception_handler(kind, api_error)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Summarise pydantic's errors without echoing the input values back.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}" for err in exc.errors()
+        )
+        return error_response(request, 422, "invalid_request", problems or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            408: "request_timeout",
+            413: "request_too_large",
+            503: "overloaded",
+        }.get(exc.status_code, "bad_request")
+        return error_response(request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))

@@ -1,0 +1,132 @@
+"""What happens to an upload before its body is read: the key, the capacity, and the body's bounds.
+
+FastAPI reads a multipart body whole before any dependency runs, so a key or capacity check in a
+route comes after the memory is spent. Here, for the upload routes, a missing key (401) and a full
+service (503) are answered from the headers alone; every body is then held to its size limit (413),
+its time limit (408), and a budget of body bytes shared by the whole process (503), so slow or
+unauthenticated uploads cannot fill the memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import send_error
+from service.ops.access import key_is_valid
+from service.ops.admission import RETRY_AFTER_OVERLOADED
+
+
+class BodyBudget:
+    """Body bytes being received across the process; used only from the event loop thread."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, count: int) -> bool:
+        if self.used + count > self.limit:
+            return False
+        self.used += count
+        return True
+
+    def give_back(self, count: int) -> None:
+        self.used -= count
+
+
+class RefusedBody(HTTPException):
+    """Raised from `receive`, so the app's own JSON error handler answers it."""
+
+
+class IntakeMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        route_body_limits: dict[str, int],
+        upload_routes: set[str],
+        budget: BodyBudget,
+        body_timeout_s: float,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.route_body_limits = route_body_limits  # paths whose bodies may be larger (or smaller)
+        self.upload_routes = upload_routes  # checked for a key and for capacity before their body
+        self.budget = budget
+        self.body_timeout_s = body_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if scope["method"] == "POST" and scope["path"] in self.upload_routes:
+            refusal = early_refusal(scope, headers)
+            if refusal is not None:
+                status, code, message, extra = refusal
+                await send_error(send, status, code, message, request_id(scope), extra)
+                return
+        limit = self.route_body_limits.get(scope["path"], self.max_body_bytes)
+        declared = headers.get("content-length", "")
+        # A declared length over the limit is refused before a byte of the body is read.
+        if declared.isdigit() and int(declared) > limit:
+            too_large = f"the request body exceeds {limit} bytes"
+            await send_error(send, 413, "request_too_large", too_large, request_id(scope))
+            return
+        body = BodyReader(receive, limit, self.budget, time.monotonic() + self.body_timeout_s)
+        try:
+            await self.app(scope, body.receive, send)
+        finally:
+            body.release()
+
+
+def request_id(scope: Scope) -> str | None:
+    return scope.get("state", {}).get("request_id")
+
+
+def early_refusal(scope: Scope, headers: Headers) -> tuple[int, str, str, dict[str, str]] | None:
+    """A 401 or 503 the headers already decide, or None."""
+    state = scope["app"].state
+    keys = state.api_keys
+    if keys and not key_is_valid(headers.get("x-api-key"), keys):
+        return 401, "unauthorized", "a valid X-API-Key header is required", {"WWW-Authenticate": "ApiKey"}
+    runtime = getattr(state, "runtime", None)
+    if runtime is not None and runtime.admission.active >= runtime.admission.limit:
+        return 503, "overloaded", "the service is at capacity; retry shortly", {"Retry-After": RETRY_AFTER_OVERLOADED}
+    return None
+
+
+class BodyReader:
+    """One request's body as it arrives: counted against its limit and the process budget, within its deadline."""
+
+    def __init__(self, receive: Receive, limit: int, budget: BodyBudget, deadline: float) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.budget = budget
+        self.deadline = deadline
+        self.received = 0
+        self.complete = False
+
+    async def receive(self) -> Message:
+        if self.complete:  # only the disconnect is left to wait for: no deadline on that
+            return await self._receive()
+        try:
+            message = await asyncio.wait_for(self._receive(), max(0.0, self.deadline - time.monotonic()))
+        except TimeoutError:
+            raise RefusedBody(408, "the request body was not received in time") from None
+        chunk = len(message.get("body", b""))
+        self.complete = message["type"] != "http.request" or not message.get("more_body", False)
+        if self.received + chunk > self.limit:
+            raise RefusedBody(413, f"the request body exceeds {self.limit} bytes")
+        if not self.budget.take(chunk):
+            raise RefusedBody(503, "the service is at capacity; retry shortly", {"Retry-After": RETRY_AFTER_OVERLOADED})
+        self.received += chunk
+        return message
+
+    def release(self) -> None:
+        self.budget.give_back(self.received)
+        self.received = 0

@@ -1,0 +1,150 @@
+"""Face detection behind a small interface, with RetinaFace run through OpenCV DNN (or onnxruntime).
+
+Another backend (YuNet through `cv2.FaceDetectorYN`, say) only has to return `Detection`s from
+`detect`; the rest of the pipeline never sees which one ran.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from service.inference.model_store import StoredModel, onnxruntime_session
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face in original image pixels: box corners (x1, y1, x2, y2) and 5 landmarks (x, y).
+
+    Landmarks: eye, eye, nose tip, mouth corner, mouth corner, each pair left to right in the image.
+    """
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    score: float
+
+
+class FaceDetector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an HxWx3 BGR uint8 image, highest score first."""
+        ...
+
+
+@lru_cache(maxsize=16)
+def prior_boxes(height: int, width: int, strides: tuple, anchor_sizes: tuple) -> np.ndarray:
+    """Anchor centres and sizes [N, 4] (cx, cy, size, size) in pixels, in the network's output order:
+    per stride, rows then columns, then each anchor size."""
+    priors = []
+    for stride, sizes in zip(strides, anchor_sizes):
+        rows, cols = -(-height // stride), -(-width // stride)
+        cy, cx = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        centres = np.stack([cx.ravel(), cy.ravel()], axis=1).astype(np.float32)
+        centres = (centres + 0.5) * stride
+        for_cell = [np.hstack([centres, np.full((len(centres), 2), size, np.float32)]) for size in sizes]
+        priors.append(np.stack(for_cell, axis=1).reshape(-1, 4))
+    return np.concatenate(priors)
+
+
+class OpenCvRunner:
+    """The network in OpenCV DNN. A net holds per-call state: one caller at a time, OpenCV
+    parallelises inside the call."""
+
+    def __init__(self, onnx_path: Path, threads: int) -> None:
+        if threads:
+            cv2.setNumThreads(threads)  # process-wide, as OpenCV's pool is
+        self.net = cv2.dnn.readNetFromONNX(str(onnx_path))
+        self.output_names = list(self.net.getUnconnectedOutLayersNames())
+        self.lock = threading.Lock()
+
+    def __call__(self, blob: np.ndarray) -> dict[str, np.ndarray]:
+        with self.lock:
+            self.net.setInput(blob)
+            return dict(zip(self.output_names, self.net.forward(self.output_names)))
+
+
+class OnnxRuntimeRunner:
+    """The same network in onnxruntime, whose sessions take concurrent calls."""
+
+    def __init__(self, onnx_path: Path, threads: int) -> None:
+        self.session = onnxruntime_session(onnx_path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, blob: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob})))
+
+
+RUNNERS = {"opencv": OpenCvRunner, "onnxruntime": OnnxRuntimeRunner}
+
+
+class RetinaFaceDetector:
+    """RetinaFace-MobileNet0.25: prior-box decoding, score threshold and NMS done here, in numpy."""
+
+    def __init__(
+        self,
+        model: StoredModel,
+        max_side: int,
+        score_threshold: float,
+        nms_threshold: float,
+        min_face_size: int,
+        backend: str = "opencv",
+        threads: int = 0,
+    ) -> None:
+        meta = model.metadata
+        self.mean = tuple(meta["preprocessing"]["mean_bgr"])
+        self.multiple = int(meta["preprocessing"]["size_multiple"])
+        self.strides = tuple(meta["priors"]["strides"])
+        self.anchor_sizes = tuple(tuple(s) for s in meta["priors"]["anchor_sizes"])
+        self.center_variance, self.size_variance = meta["priors"]["variances"]
+        self.max_side = max_side
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.min_face_size = min_face_size
+        self.run = RUNNERS[backend](model.onnx_path, threads)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        height, width = image.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        work = image
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        # Pad to the coarsest stride so every prior lines up with the feature maps.
+        pad_h, pad_w = -work.shape[0] % self.multiple, -work.shape[1] % self.multiple
+        if pad_h or pad_w:
+            work = cv2.copyMakeBorder(work, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=self.mean)
+        blob = cv2.dnn.blobFromImage(work, 1.0, mean=self.mean, swapRB=False)
+        return self._decode(self.run(blob), work.shape[0], work.shape[1], scale, width, height)
+
+    def _decode(
+        self, outputs: dict, height: int, width: int, scale: float, orig_w: int, orig_h: int
+    ) -> list[Detection]:
+        scores = outputs["conf"][0, :, 1]
+        keep = np.flatnonzero(scores >= self.score_threshold)
+        if keep.size == 0:
+            return []
+        priors = prior_boxes(height, width, self.strides, self.anchor_sizes)[keep]
+        loc, landmarks, scores = outputs["loc"][0, keep], outputs["landmarks"][0, keep], scores[keep]
+        centres = priors[:, :2] + loc[:, :2] * self.center_variance * priors[:, 2:]
+        sizes = priors[:, 2:] * np.exp(loc[:, 2:] * self.size_variance)
+        boxes = np.hstack([centres - sizes / 2, centres + sizes / 2]) / scale
+        points = (
+            priors[:, None, :2] + landmarks.reshape(-1, 5, 2) * self.center_variance * priors[:, None, 2:]
+        ) / scale
+
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, orig_w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, orig_h)
+        xywh = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
+        chosen = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.score_threshold, self.nms_threshold)
+        detections = [
+            Detection(box=boxes[i], landmarks=points[i], score=float(scores[i]))
+            for i in np.asarray(chosen, dtype=int).reshape(-1)
+            if min(xywh[i, 2], xywh[i, 3]) >= self.min_face_size
+        ]
+        return sorted(detections, key=lambda d: d.score, reverse=True)

@@ -1,0 +1,54 @@
+"""The frame step shared by clips, live streams and the command line: one decoded frame in, the
+tracked faces of that frame out.
+
+It runs in two halves because they run in different places: `prepare` (cut check, detect, align)
+blocks and runs in a worker thread; `track` (classify, then link into tracks) awaits the model and
+runs on the event loop, in frame order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.inference.pipeline import AsyncClassify, Pipeline, PreparedImage
+from service.inference.results import emotion_scores, face_result
+from service.schemas import TrackedFace
+from service.tracking.tracker import CutDetector, FaceTracker, Sighting
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    time_s: float
+    prepared: PreparedImage
+    cut: bool  # a hard cut since the previous frame: every track ends here
+
+
+class FrameStep:
+    """One clip's or stream's frames, in order; not shared between clips or streams."""
+
+    def __init__(self, pipeline: Pipeline, tracker: FaceTracker) -> None:
+        self.pipeline = pipeline
+        self.tracker = tracker
+        self.cuts = CutDetector()
+        self.classes = pipeline.classifier.classes
+
+    def prepare(self, time_s: float, image: np.ndarray) -> PreparedFrame:
+        """The blocking half: one thread at a time, frames in order."""
+        cut = self.cuts.is_cut(image)
+        return PreparedFrame(time_s, self.pipeline.prepare_frame(image), cut)
+
+    async def track(self, frame: PreparedFrame, classify: AsyncClassify) -> list[Sighting]:
+        """The awaiting half: classify the frame's faces (if any) and link them to the tracks."""
+        if frame.cut:
+            self.tracker.reset()
+        crops = frame.prepared.crops
+        probabilities = await classify(crops) if len(crops) else np.empty((0, len(self.classes)), np.float32)
+        return self.tracker.update(frame.time_s, frame.prepared.detections, probabilities)
+
+
+def tracked_face(face: Sighting, classes: tuple[str, ...]) -> TrackedFace:
+    """A tracked face in the public schema: smoothed emotions, and this frame's raw ones beside them."""
+    public = face_result(face.detection, face.smoothed.tolist(), classes)
+    return TrackedFace(**public.model_dump(), track_id=face.track_id, raw_emotions=emotion_scores(face.raw, classes))
