@@ -14,7 +14,7 @@ import cv2
 import httpx
 
 from tests.conftest import CHROMIUM_FLAGS, fer_faces
-from tests.helpers.clips import VIDEO_DIR
+from tests.helpers.data import videos_dir
 from tests.helpers.live_service import running_service
 from training.scenes import place_faces
 
@@ -42,7 +42,7 @@ def main() -> None:
             page.screenshot(path=str(OUT / "demo.png"), full_page=True)
             # Video mode on a real two-person clip (Intel IoT DevKit sample videos, CC BY 4.0), paused at 2.5 s.
             page.click("#mode-video")
-            page.set_input_files("#video-input", str(VIDEO_DIR / "two-people-head-pose.webm"))
+            page.set_input_files("#video-input", str(videos_dir() / "two-people-head-pose.webm"))
             page.wait_for_selector("#tracks li >> nth=1", timeout=60_000)
             page.wait_for_function("document.getElementById('clip').readyState >= 2", timeout=20_000)
             page.evaluate("(() => { const c = document.getElementById('clip'); c.pause(); c.currentTime = 2.5; })()")

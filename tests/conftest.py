@@ -1,74 +1,14 @@
-"""Shared fixtures: real FER-2013 faces, real models from the store, the real HTTP app."""
+"""Shared fixtures: the settings and the real HTTP app with its models. Helpers live in tests.helpers."""
 
 from __future__ import annotations
 
-import io
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from service.api.app import create_app
-from service.config import PROJECT_ROOT, Settings
-
-DATA_DIR = Path(os.environ.get("FER2013_DIR", PROJECT_ROOT.parent / "shared" / "data" / "fer2013"))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not (DATA_DIR / "test").is_dir():
-        raise pytest.UsageError(f"FER-2013 not found at {DATA_DIR}; set FER2013_DIR")
-
-
-def fer_faces(emotion: str, count: int, split: str = "test") -> list[np.ndarray]:
-    """The first `count` real grayscale faces of one class."""
-    paths = sorted((DATA_DIR / split / emotion).glob("*.jpg"))[:count]
-    return [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths]
-
-
-def jpeg(image: np.ndarray, quality: int = 92) -> bytes:
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
-
-
-# The transpose that undoes each EXIF orientation (1 to 8), as a camera would have stored the pixels.
-EXIF_STORED = {
-    1: None,
-    2: Image.FLIP_LEFT_RIGHT,
-    3: Image.ROTATE_180,
-    4: Image.FLIP_TOP_BOTTOM,
-    5: Image.TRANSPOSE,
-    6: Image.ROTATE_90,
-    7: Image.TRANSVERSE,
-    8: Image.ROTATE_270,
-}
-
-
-def exif_jpeg(upright_bgr: np.ndarray, orientation: int) -> bytes:
-    """A JPEG whose pixels are stored turned and whose EXIF orientation tag turns them upright again."""
-    stored = Image.fromarray(cv2.cvtColor(upright_bgr, cv2.COLOR_BGR2RGB))
-    if EXIF_STORED[orientation] is not None:
-        stored = stored.transpose(EXIF_STORED[orientation])
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    buffer = io.BytesIO()
-    stored.save(buffer, "JPEG", quality=95, exif=exif)
-    return buffer.getvalue()
-
-
-# Headless Chromium as root and offline: no sandbox, and no background calls home.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from service.config import Settings
 
 
 @pytest.fixture(scope="session")

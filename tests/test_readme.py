@@ -12,7 +12,7 @@ import pytest
 
 from service.config import PROJECT_ROOT, Settings
 from service.schemas import PredictResponse, VideoResponse
-from tests.helpers.clips import VIDEO_DIR
+from tests.helpers.data import videos_dir
 from tests.helpers.live_service import running_service
 
 README = PROJECT_ROOT / "README.md"
@@ -65,7 +65,7 @@ def test_the_readme_stream_client_runs_against_the_service(tmp_path: Path) -> No
     with running_service() as service:
         script = tmp_path / "client.py"
         script.write_text(code.replace("127.0.0.1:8000", service.base.removeprefix("http://")))
-        clip = VIDEO_DIR / "asl-thanks.mkv"
+        clip = videos_dir() / "asl-thanks.mkv"
         result = subprocess.run([sys.executable, str(script), str(clip)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import fer_faces, jpeg
 from tests.helpers.clips import clip_frames
+from tests.helpers.faces import fer_faces, jpeg
 from training.scenes import place_faces
 
 # The test cluster requires a token, as a shared cluster should. Ray reads these when it is imported,

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from service.config import PROJECT_ROOT
-from tests.conftest import fer_faces, jpeg
+from tests.helpers.faces import fer_faces, jpeg
 from tests.helpers.live_service import LiveService, free_port, running_service
 from training.scenes import place_faces
 

@@ -11,9 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from service.config import PROJECT_ROOT
+from tests.helpers.data import videos_dir
 
-VIDEO_DIR = PROJECT_ROOT.parent / "shared" / "data" / "videos"
 # Every frame of each clip shows this many people (the clips' README).
 PEOPLE = {
     "asl-thanks.mkv": 1,
@@ -24,11 +23,11 @@ PEOPLE = {
 
 
 def clip_bytes(name: str) -> bytes:
-    return (VIDEO_DIR / name).read_bytes()
+    return (videos_dir() / name).read_bytes()
 
 
 def clip_frames(name: str) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(VIDEO_DIR / name))
+    capture = cv2.VideoCapture(str(videos_dir() / name))
     frames = []
     while (frame := capture.read()[1]) is not None:
         frames.append(frame)

@@ -26,8 +26,8 @@ import httpx
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.conftest import fer_faces, jpeg
 from tests.helpers.clips import PEOPLE, clip_bytes, clip_frames, write_clip
+from tests.helpers.faces import fer_faces, jpeg
 from tests.helpers.live_service import LiveService, running_service
 from training.scenes import place_faces
 

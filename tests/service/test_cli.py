@@ -6,8 +6,8 @@ import cv2
 import pytest
 
 from service.cli import main
-from tests.conftest import fer_faces
-from tests.helpers.clips import VIDEO_DIR
+from tests.helpers.data import videos_dir
+from tests.helpers.faces import fer_faces
 from training.scenes import place_faces
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -69,7 +69,7 @@ def test_bad_files_are_reported_and_skipped(photos: Path, tmp_path: Path, capsys
 
 def test_a_clip_gives_a_row_per_face_per_frame_with_its_track(tmp_path: Path) -> None:
     out = tmp_path / "faces.csv"
-    clip = VIDEO_DIR / "two-people-head-pose.webm"
+    clip = videos_dir() / "two-people-head-pose.webm"
     assert main(["predict", str(clip), "--format", "csv", "--output", str(out), "--fps", "2"]) == 0
     with out.open() as handle:
         rows = list(csv.DictReader(handle))
@@ -81,7 +81,7 @@ def test_a_clip_gives_a_row_per_face_per_frame_with_its_track(tmp_path: Path) ->
 
 def test_summary_has_a_row_per_person_for_clips_and_photos(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "people.jsonl"
-    clip = VIDEO_DIR / "two-people-head-pose.webm"
+    clip = videos_dir() / "two-people-head-pose.webm"
     assert main(["predict", str(clip), str(photos / "two.jpg"), "--summary", "--output", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     from_clip = [r for r in rows if r["file"].endswith(".webm")]

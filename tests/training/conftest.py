@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA_DIR
+from tests.helpers.data import fer2013_dir
 from training.data import CLASSES
 from training.export import export_model
 from training.train import TrainConfig, train
@@ -21,7 +21,7 @@ def quick_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         out = tmp_path_factory.mktemp(f"export-{arch}")
         train(
             TrainConfig(
-                data=str(DATA_DIR), out=str(out), arch=arch, width=width, epochs=1, train_limit=400, val_limit=100
+                data=str(fer2013_dir()), out=str(out), arch=arch, width=width, epochs=1, train_limit=400, val_limit=100
             )
         )
         outs.append(out)
@@ -34,7 +34,7 @@ def linked_fer(root: Path, test_per_class: int, train_per_class: int) -> Path:
         for emotion in CLASSES:
             folder = root / split / emotion
             folder.mkdir(parents=True)
-            for face in sorted((DATA_DIR / split / emotion).glob("*.jpg"))[:count]:
+            for face in sorted((fer2013_dir() / split / emotion).glob("*.jpg"))[:count]:
                 (folder / face.name).symlink_to(face)
     return root
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from service.inference.model_store import graph_path
-from tests.conftest import DATA_DIR
+from tests.helpers.data import fer2013_dir
 from training.calibrate import (
     Calibration,
     ConfidenceTemperature,
@@ -73,7 +73,7 @@ def test_the_sampling_floor_of_the_calibration_error() -> None:
 def test_the_baked_graph_computes_the_calibrated_probabilities(
     float16_export: Path, tmp_path: Path, confidence: ConfidenceTemperature | None
 ) -> None:
-    faces = load_split(DATA_DIR, "test").images.numpy()[:200]
+    faces = load_split(fer2013_dir(), "test").images.numpy()[:200]
     calibration = Calibration(1.3, np.linspace(-0.5, 0.5, 7), confidence)
     bake(graph_path(float16_export), tmp_path / "model.onnx", calibration)
     before = onnx_probabilities(graph_path(float16_export), faces)

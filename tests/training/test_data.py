@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import torch
 
-from tests.conftest import DATA_DIR
+from tests.helpers.data import fer2013_dir
 from training.data import CLASSES, Augment, Mix, load_csv, load_folder, load_split
 
 
@@ -18,7 +18,7 @@ def write_csv(path: Path, rows: list[tuple[int, np.ndarray, str]]) -> None:
 
 
 def test_folder_layout_matches_the_published_counts() -> None:
-    data = load_folder(DATA_DIR / "test")
+    data = load_folder(fer2013_dir() / "test")
     assert len(data) == 3589
     assert data.images.shape == (3589, 48, 48) and data.images.dtype == torch.uint8
     assert data.class_counts().tolist() == [467, 56, 496, 895, 653, 415, 607]
@@ -27,7 +27,7 @@ def test_folder_layout_matches_the_published_counts() -> None:
 def test_csv_and_folder_forms_load_the_same_faces(tmp_path: Path) -> None:
     rows = []
     for label, name in enumerate(CLASSES):
-        for i, path in enumerate(sorted((DATA_DIR / "test" / name).glob("*.jpg"))[:4]):
+        for i, path in enumerate(sorted((fer2013_dir() / "test" / name).glob("*.jpg"))[:4]):
             rows.append((label, cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), "PublicTest" if i % 2 else "Training"))
     csv_path = tmp_path / "fer2013.csv"
     write_csv(csv_path, rows)
@@ -40,19 +40,19 @@ def test_csv_and_folder_forms_load_the_same_faces(tmp_path: Path) -> None:
 
 
 def test_load_split_accepts_a_root_or_a_split_folder() -> None:
-    assert len(load_split(DATA_DIR, "test")) == len(load_split(DATA_DIR / "test", "test")) == 3589
+    assert len(load_split(fer2013_dir(), "test")) == len(load_split(fer2013_dir() / "test", "test")) == 3589
 
 
 def test_a_limited_split_decodes_only_a_random_sample_of_the_whole() -> None:
-    whole = load_split(DATA_DIR, "test")
-    sampled = load_split(DATA_DIR, "test", limit=50, generator=torch.Generator().manual_seed(3))
+    whole = load_split(fer2013_dir(), "test")
+    sampled = load_split(fer2013_dir(), "test", limit=50, generator=torch.Generator().manual_seed(3))
     keep = torch.randperm(len(whole), generator=torch.Generator().manual_seed(3))[:50]
     assert torch.equal(sampled.images, whole.images[keep]) and torch.equal(sampled.labels, whole.labels[keep])
     assert len(sampled.class_counts().nonzero()) > 3  # drawn across the classes
 
 
 def test_augment_keeps_shape_and_range_and_changes_pixels() -> None:
-    faces = load_folder(DATA_DIR / "test").images[:64].unsqueeze(1).float() / 255
+    faces = load_folder(fer2013_dir() / "test").images[:64].unsqueeze(1).float() / 255
     out = Augment()(faces, torch.Generator().manual_seed(0))
     assert out.shape == faces.shape
     assert out.min() >= 0 and out.max() <= 1
@@ -60,7 +60,7 @@ def test_augment_keeps_shape_and_range_and_changes_pixels() -> None:
 
 
 def test_augment_flip_alone_mirrors_exactly() -> None:
-    faces = load_folder(DATA_DIR / "test").images[:32].unsqueeze(1).float() / 255
+    faces = load_folder(fer2013_dir() / "test").images[:32].unsqueeze(1).float() / 255
     flip_only = Augment(max_rotation_deg=0, max_scale=0, max_shift=0, erase_prob=0)
     out = flip_only(faces, torch.Generator().manual_seed(1))
     mirrored = torch.flip(faces, dims=[3])
@@ -82,7 +82,7 @@ def is_blend_of(blended: torch.Tensor, face: torch.Tensor, partner: torch.Tensor
 
 
 def test_mix_blends_each_face_with_a_partner_in_the_stated_share() -> None:
-    data = load_folder(DATA_DIR / "test")
+    data = load_folder(fer2013_dir() / "test")
     faces, labels = data.images[::100].unsqueeze(1).float() / 255, data.labels[::100]
     mixed, first, second, share = Mix(prob=1.0)(faces, labels, torch.Generator().manual_seed(0))
     assert mixed.shape == faces.shape and torch.equal(first, labels)
@@ -94,7 +94,7 @@ def test_mix_blends_each_face_with_a_partner_in_the_stated_share() -> None:
 
 
 def test_mix_can_be_off_and_then_changes_nothing() -> None:
-    faces = load_folder(DATA_DIR / "test").images[:16].unsqueeze(1).float() / 255
+    faces = load_folder(fer2013_dir() / "test").images[:16].unsqueeze(1).float() / 255
     labels = torch.arange(16) % 7
     generator = torch.Generator().manual_seed(0)
     state = generator.get_state()

@@ -7,7 +7,7 @@ import torch
 
 from service.inference.classifier import EmotionClassifier
 from service.inference.model_store import resolve
-from tests.conftest import DATA_DIR
+from tests.helpers.data import fer2013_dir
 from training.data import load_split
 from training.evaluate import onnx_probabilities
 from training.export import (
@@ -28,7 +28,7 @@ def test_onnx_matches_pytorch(quick_runs: list[Path], members: int, crop_scales:
     serving = ServingModel([load_checkpoint(run)[0] for run in quick_runs[:members]], crop_scales=crop_scales).eval()
     path = tmp_path / "model.onnx"
     export_onnx(serving, path)
-    faces = load_split(DATA_DIR, "test").images.numpy()[:100]
+    faces = load_split(fer2013_dir(), "test").images.numpy()[:100]
     checks = agreement(pytorch_probabilities(serving, faces), onnx_probabilities(path, faces))
     assert checks["argmax_agreement"] == 1.0
     assert checks["max_abs_difference"] < 1e-4
@@ -37,7 +37,7 @@ def test_onnx_matches_pytorch(quick_runs: list[Path], members: int, crop_scales:
 def test_float16_weights_halve_the_file_and_keep_the_answers(quick_runs: list[Path], tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
     export_onnx(ServingModel([load_checkpoint(run)[0] for run in quick_runs]).eval(), path)
-    faces = load_split(DATA_DIR, "test").images.numpy()[:300]
+    faces = load_split(fer2013_dir(), "test").images.numpy()[:300]
     float32_size, float32_probs = path.stat().st_size, onnx_probabilities(path, faces)
     store_weights_as_float16(path)
     assert path.stat().st_size < 0.6 * float32_size
@@ -60,7 +60,7 @@ def test_export_writes_a_servable_versioned_model(quick_runs: list[Path], export
     assert metadata["metrics"]["int8_quantisation"]["crops_per_second_int8"] > 0
 
     model = resolve(tmp_path, "emotion")  # checksum verified against the metadata
-    probs = EmotionClassifier(model)(load_split(DATA_DIR, "test").images.numpy()[:16])
+    probs = EmotionClassifier(model)(load_split(fer2013_dir(), "test").images.numpy()[:16])
     assert probs.shape == (16, 7)
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import DATA_DIR
+from tests.helpers.data import fer2013_dir
 from training.data import load_split
 from training.export import load_checkpoint
 from training.model import ServingModel
@@ -13,7 +13,7 @@ def test_serving_model_averages_every_network_over_every_view(quick_runs: list[P
     come back to their own face."""
     nets = [load_checkpoint(run)[0] for run in quick_runs]
     serving = ServingModel(nets, crop_scales=(0.9, 1.1)).eval()
-    faces = load_split(DATA_DIR, "test").images[::500, None].float() / 255  # 8 real faces of mixed classes
+    faces = load_split(fer2013_dir(), "test").images[::500, None].float() / 255  # 8 real faces of mixed classes
     with torch.no_grad():
         one_by_one = torch.stack(
             [torch.softmax(net(view), dim=1) for net in nets for view in serving.views(faces)]

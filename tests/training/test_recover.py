@@ -7,7 +7,7 @@ import torch
 
 from service.config import PROJECT_ROOT
 from service.inference.model_store import graph_path
-from tests.conftest import DATA_DIR
+from tests.helpers.data import fer2013_dir
 from training.data import load_split
 from training.evaluate import onnx_probabilities
 from training.export import agreement, load_checkpoint, pytorch_probabilities
@@ -21,7 +21,7 @@ def recovered_against_graph(model_dir: Path) -> tuple[list[str], dict[str, float
     members = recover_members(model_dir)
     views = json.loads((model_dir / "metadata.json").read_text())["test_time_views"]
     serving = ServingModel([net for net, _ in members], views["mirror"], views["crop_scales"]).eval()
-    faces = load_split(DATA_DIR, "test").images.numpy()[::72]  # 50 real faces of every class
+    faces = load_split(fer2013_dir(), "test").images.numpy()[::72]  # 50 real faces of every class
     checks = agreement(onnx_probabilities(graph_path(model_dir), faces), pytorch_probabilities(serving, faces))
     return [checkpoint["model_config"]["arch"] for _, checkpoint in members], checks
 

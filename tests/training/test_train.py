@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from service.inference.model_store import graph_path
-from tests.conftest import DATA_DIR
+from tests.helpers.data import fer2013_dir
 from training.train import TrainConfig, blended_loss, class_weights, distillation_loss, train
 
 
 def quick_config(out: Path) -> TrainConfig:
     return TrainConfig(
-        data=str(DATA_DIR),
+        data=str(fer2013_dir()),
         out=str(out),
         width=32,  # half the default: a quarter of the arithmetic, the same code paths
         epochs=2,

@@ -13,7 +13,7 @@ from service.inference.errors import InferenceFailed
 from service.ops.admission import Admission, Overloaded
 from service.ops.metrics import Metrics
 from service.runtime import load_runtime
-from tests.conftest import fer_faces, jpeg
+from tests.helpers.faces import fer_faces, jpeg
 from training.scenes import place_faces
 
 

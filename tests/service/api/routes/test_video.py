@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config import Settings
-from tests.conftest import fer_faces, jpeg
 from tests.helpers.clips import PEOPLE, clip_bytes, clip_frames, write_clip
+from tests.helpers.faces import fer_faces, jpeg
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 
 from service.inference.alignment import align_face, similarity_transform
-from tests.conftest import fer_faces
+from tests.helpers.faces import fer_faces
 
 
 def test_similarity_transform_recovers_a_known_one() -> None:

@@ -12,8 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import CHROMIUM_FLAGS, fer_faces
-from tests.helpers.clips import VIDEO_DIR, clip_frames
+from tests.helpers.browser import CHROMIUM_FLAGS
+from tests.helpers.clips import clip_frames
+from tests.helpers.data import videos_dir
+from tests.helpers.faces import fer_faces
 from tests.helpers.live_service import LiveService, running_service
 from training.scenes import place_faces
 
@@ -105,7 +107,7 @@ def test_video_mode_plays_the_clip_with_boxes_and_a_chart_per_person(live: LiveS
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.goto(f"{live.base}/")
         page.click("#mode-video")
-        page.set_input_files("#video-input", str(VIDEO_DIR / "two-people-head-pose.webm"))
+        page.set_input_files("#video-input", str(videos_dir() / "two-people-head-pose.webm"))
         page.wait_for_selector("#tracks li >> nth=1", timeout=60_000)
         assert page.locator("#tracks li").count() == 2
         assert page.locator("#tracks li h2").first.inner_text().startswith("Person #1: mostly ")

@@ -5,8 +5,8 @@ import pytest
 
 from service.inference.errors import ImageRejected
 from service.video.decode import Clip, VideoLimits
-from tests.conftest import jpeg
 from tests.helpers.clips import PEOPLE, clip_bytes, clip_frames, ffmpeg, write_clip
+from tests.helpers.faces import jpeg
 
 ROOMY = VideoLimits(max_bytes=50 * 2**20, max_duration_s=600, max_frame_pixels=3840 * 2160, max_frames_analysed=3000)
 

@@ -20,8 +20,8 @@ from websockets.sync.client import connect
 
 from service.inference.batcher import MicroBatcher
 from service.ops.metrics import Metrics
-from tests.conftest import fer_faces, jpeg
 from tests.helpers.clips import clip_bytes, ffmpeg
+from tests.helpers.faces import fer_faces, jpeg
 from tests.helpers.live_service import LiveService, running_service
 from training.scenes import place_faces
 

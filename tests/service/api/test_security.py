@@ -6,7 +6,7 @@ from pydantic import SecretStr
 from service.api.app import create_app
 from service.api.security import key_is_valid
 from service.config import Settings
-from tests.conftest import jpeg
+from tests.helpers.faces import jpeg
 from training.scenes import place_faces
 
 IMAGE = [("files", ("a.jpg", jpeg(place_faces([], 120, 160, 50).image), "image/jpeg"))]

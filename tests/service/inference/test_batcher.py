@@ -9,7 +9,7 @@ from service.inference.batcher import MicroBatcher
 from service.inference.classifier import EmotionClassifier
 from service.inference.model_store import resolve
 from service.ops.metrics import Metrics
-from tests.conftest import fer_faces
+from tests.helpers.faces import fer_faces
 
 
 @pytest.fixture(scope="module")

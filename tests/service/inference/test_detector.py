@@ -5,7 +5,7 @@ import pytest
 from service.config import Settings
 from service.inference.detector import RetinaFaceDetector, prior_boxes
 from service.inference.model_store import resolve
-from tests.conftest import fer_faces
+from tests.helpers.faces import fer_faces
 from training.scenes import iou, place_faces
 
 MATCH_IOU = 0.4

@@ -10,6 +10,9 @@ import sys
 import pytest
 
 from service.config import PROJECT_ROOT
+from tests.helpers.data import fer2013_dir
+
+fer2013_dir()  # the child processes below decode a real face
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's arenas only")
 
@@ -21,7 +24,7 @@ from service.config import Settings
 from service.api.app import create_app
 from service.ops.metrics import Metrics
 from service.runtime import load_runtime
-from tests.conftest import fer_faces, jpeg
+from tests.helpers.faces import fer_faces, jpeg
 from training.scenes import place_faces
 
 libc = ctypes.CDLL("libc.so.6")

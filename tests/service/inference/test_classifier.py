@@ -4,7 +4,7 @@ import pytest
 from service.config import PROJECT_ROOT, Settings
 from service.inference.classifier import EmotionClassifier
 from service.inference.model_store import StoredModel, available_versions, resolve
-from tests.conftest import DATA_DIR
+from tests.helpers.data import fer2013_dir
 from training.calibrate import apply, calibration_figures
 from training.data import load_split
 
@@ -16,7 +16,7 @@ SERVED = list(Settings().emotion_model_versions().items())
 def evaluated(request: pytest.FixtureRequest) -> tuple[StoredModel, np.ndarray, np.ndarray]:
     """Each served model's answers on all of PublicTest through the service's classifier, computed once."""
     model = resolve(STORE, *request.param)
-    test = load_split(DATA_DIR, "test")
+    test = load_split(fer2013_dir(), "test")
     classifier = EmotionClassifier(model)
     faces = test.images.numpy()
     probs = np.concatenate([classifier(faces[i : i + 256]) for i in range(0, len(faces), 256)])
@@ -63,7 +63,7 @@ def test_the_rollback_model_is_the_calibrated_models_graph_before_calibration(ev
     base = resolve(STORE, *model.metadata["calibrated_from"].split("/"))
     constants = model.metadata["calibration"]
     scale, bias = constants["scale"], np.array([constants["bias"][c] for c in model.metadata["classes"]])
-    faces = load_split(DATA_DIR, "test").images.numpy()[:128]
+    faces = load_split(fer2013_dir(), "test").images.numpy()[:128]
     base_probs = EmotionClassifier(base)(faces)
     np.testing.assert_allclose(apply(np.log(base_probs), scale, bias), probs[:128], atol=1e-4)
     uncalibrated = (np.log(np.maximum(probs, 1e-30)) - bias).argmax(1)

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.config import Settings
 from service.schemas import PredictResponse
-from tests.conftest import exif_jpeg, fer_faces, jpeg
+from tests.helpers.faces import exif_jpeg, fer_faces, jpeg
 from training.scenes import iou, place_faces
 
 MATCH_IOU = 0.4

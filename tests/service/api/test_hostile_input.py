@@ -18,7 +18,7 @@ from PIL import Image
 
 from service.inference.errors import ImageRejected
 from service.inference.imaging import decode_image
-from tests.conftest import exif_jpeg, fer_faces
+from tests.helpers.faces import exif_jpeg, fer_faces
 from training.scenes import place_faces
 
 MARKER = "QX7-client-marker"  # appears in names and bytes, must never appear in logs

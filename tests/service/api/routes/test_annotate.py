@@ -3,7 +3,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from service.inference.annotate import EMOTION_COLOURS
-from tests.conftest import fer_faces, jpeg
+from tests.helpers.faces import fer_faces, jpeg
 from training.scenes import place_faces
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import fer_faces, jpeg
 from tests.helpers.clips import clip_bytes
+from tests.helpers.faces import fer_faces, jpeg
 from training.scenes import place_faces
 
 SCENE = jpeg(place_faces(fer_faces("happy", 1) + fer_faces("surprise", 1), 480, 640, 170, seed=70).image)

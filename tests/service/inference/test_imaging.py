@@ -6,7 +6,7 @@ import pytest
 
 from service.inference.errors import ImageRejected
 from service.inference.imaging import decode_image, sniff_format
-from tests.conftest import exif_jpeg, fer_faces
+from tests.helpers.faces import exif_jpeg, fer_faces
 
 LIMITS = {"max_bytes": 10 * 2**20, "max_pixels": 40_000_000}
 

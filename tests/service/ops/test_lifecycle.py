@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import fer_faces, jpeg
+from tests.helpers.faces import fer_faces, jpeg
 from tests.helpers.live_service import running_service
 from training.scenes import place_faces
 
