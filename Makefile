@@ -6,12 +6,16 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN ?= runs/xception
 
-.PHONY: serve test prepare lint train export evaluate bench screenshots clean
+.PHONY: help serve test prepare lint train export evaluate bench screenshots clean
+.DEFAULT_GOAL := help
 
 # Python caches compiled imports even where the environment turns that off: the suite starts
 # dozens of Python processes (servers, Ray workers, command-line runs), and each would compile
 # its imports again (a fresh clone's tests took 373 s without the cache, 318 s with it).
 export PYTHONDONTWRITEBYTECODE :=
+
+help: ## This list
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,36 +30,36 @@ $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --no-compile -e '.[dev,train,batch]'
 	touch $@ $(VENV)/.runtime
 
-prepare: $(VENV)/.runtime
+prepare: $(VENV)/.runtime ## Install the runtime and fetch and verify the face detector into model_store/
 	$(PY) -m service.inference.prepare
 
-serve: prepare
+serve: prepare ## Serve on HOST:PORT (default 127.0.0.1:8000) with the embedded defaults
 	EMOTION_HOST=$(HOST) EMOTION_PORT=$(PORT) $(PY) -m service
 
-test: $(VENV)/.dev prepare
+test: $(VENV)/.dev prepare ## ruff and the whole test suite (what CI runs)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev ## ruff check and format check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-train: $(VENV)/.dev
+train: $(VENV)/.dev ## Train a network into RUN, resuming from its checkpoint
 	$(PY) -m training.train --out $(RUN) --resume
 
-export: $(VENV)/.dev
+export: $(VENV)/.dev ## Export the run RUN to ONNX
 	$(PY) -m training.export --run $(RUN)
 
-evaluate: $(VENV)/.dev
+evaluate: $(VENV)/.dev ## Evaluate MODEL on PublicTest
 	$(PY) -m training.evaluate $(MODEL)
 
-clean:
+clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 # Not part of `make test`: takes about ten minutes and wants an otherwise idle machine.
-bench: $(VENV)/.dev prepare
+bench: $(VENV)/.dev prepare ## Benchmarks, side by side (about ten minutes; wants an idle machine)
 	$(PY) -m benchmarks.run
 
 # The README's pictures, from real scenes (needs Chromium).
-screenshots: $(VENV)/.dev prepare
+screenshots: $(VENV)/.dev prepare ## The README's pictures, from real scenes (needs Chromium)
 	PYTHONPATH=. $(PY) docs/make_screenshots.py

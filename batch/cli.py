@@ -6,7 +6,11 @@ import argparse
 import logging
 import sys
 
-from batch.job import JobOptions, run_job
+try:
+    from batch.job import JobOptions, run_job
+except ModuleNotFoundError as missing:  # Ray Data and pyarrow come with the `batch` extra only
+    print(f"emotion-batch needs {missing.name}: pip install 'emotion-service[batch]'", file=sys.stderr)
+    sys.exit(2)
 from service.config import get_settings
 
 

@@ -60,8 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Emotion recognition service",
         version=__version__,
-        description="Finds every face in uploaded photos and returns each face's distribution over the "
-        "seven FER-2013 emotions.",
+        description="Finds every face in photos, clips and live camera streams and returns each face's "
+        "distribution over the seven FER-2013 emotions: an estimate of its visible expression, not of anyone's "
+        "inner state.",
         lifespan=lifespan,
     )
     app.state.settings = settings
