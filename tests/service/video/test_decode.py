@@ -6,6 +6,7 @@ import pytest
 from service.inference.errors import ImageRejected
 from service.video.decode import Clip, VideoLimits
 from tests.helpers.clips import PEOPLE, clip_bytes, clip_frames, ffmpeg, write_clip
+from tests.helpers.data import videos_dir
 from tests.helpers.faces import jpeg
 
 ROOMY = VideoLimits(max_bytes=50 * 2**20, max_duration_s=600, max_frame_pixels=3840 * 2160, max_frames_analysed=3000)
@@ -36,7 +37,7 @@ def test_avi_with_motion_jpeg_opens(tmp_path: Path) -> None:
 
 
 def test_rotation_metadata_is_applied(tmp_path: Path) -> None:
-    ffmpeg("-i", str(Path(__file__).parents[3] / "shared/data/videos/asl-please.mp4"), "-c", "copy",
+    ffmpeg("-i", str(videos_dir() / "asl-please.mp4"), "-c", "copy",
            "-metadata:s:v:0", "rotate=90", str(tmp_path / "rotated.mp4"))  # fmt: skip
     clip = Clip((tmp_path / "rotated.mp4").read_bytes(), ROOMY)
     assert (clip.info.width, clip.info.height) == (480, 640)
@@ -45,7 +46,7 @@ def test_rotation_metadata_is_applied(tmp_path: Path) -> None:
 
 def test_variable_frame_rate_is_sampled_by_timestamps(tmp_path: Path) -> None:
     # First 36 frames at 30 fps (1.2 s), then one frame every 300 ms: 37 more make 11.1 s more.
-    ffmpeg("-i", str(Path(__file__).parents[3] / "shared/data/videos/asl-please.mp4"),
+    ffmpeg("-i", str(videos_dir() / "asl-please.mp4"),
            "-vf", "setpts='if(lt(N,36),N/30,1.2+(N-36)*0.3)/TB'", "-fps_mode", "vfr",
            "-c:v", "mpeg4", str(tmp_path / "vfr.mp4"))  # fmt: skip
     times = [f.time_ms for f in Clip((tmp_path / "vfr.mp4").read_bytes(), ROOMY).frames(fps=5)]
