@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
@@ -101,12 +101,16 @@ async def unless_disconnected(request: Request, work: Callable[[], Coroutine[Any
     task = asyncio.ensure_future(work())
     watcher = asyncio.ensure_future(wait_for_disconnect(request))
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
     finally:
         watcher.cancel()
-        if not task.done():
-            task.cancel()
-    if task.cancelled():
+    if task not in done:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task  # unwinds the analysis: its reader thread stops before its next frame
         raise ClientGone
     return task.result()
 

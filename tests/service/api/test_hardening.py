@@ -60,7 +60,7 @@ def keyed() -> Iterator[LiveService]:
         stream_auth_timeout_s=1,
         request_body_timeout_s=2,
         header_timeout_s=1,
-        max_buffered_body_bytes=4 * 2**20,
+        max_buffered_body_bytes=24 * 2**20,
         **FAST,
     ) as service:
         yield service
@@ -219,6 +219,19 @@ def test_skipped_frames_stop_at_the_deadline_in_both_forms(hurried: LiveService,
     assert time.monotonic() - started < 8
 
 
+def test_a_client_gone_mid_clip_stops_the_decoding(keyed: LiveService, endless_clip: bytes) -> None:
+    files = {"file": ("endless.mkv", endless_clip)}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+        httpx.post(
+            f"{keyed.base}/v1/video", files=files, headers={"X-API-Key": KEY}, timeout=httpx.Timeout(30, read=0.5)
+        )
+    time.sleep(0.3)
+    before = cpu_seconds(keyed.process.pid)
+    time.sleep(1.5)
+    assert cpu_seconds(keyed.process.pid) - before < 0.5  # skipping the rest would take ~2 s of CPU
+    still_serving(keyed, {"X-API-Key": KEY})
+
+
 def test_ndjson_over_capacity_is_a_503_before_any_byte(hurried: LiveService, endless_clip: bytes) -> None:
     files = {"file": ("endless.mkv", endless_clip)}
     headers = {"Accept": "application/x-ndjson"}
@@ -265,9 +278,9 @@ def test_a_missing_key_is_refused_before_the_body(keyed: LiveService) -> None:
 
 
 def test_stalled_bodies_time_out_and_the_body_budget_refuses_the_rest(keyed: LiveService) -> None:
-    part = PART_HEAD + b"x" * (3 * 2**20)
+    part = PART_HEAD + b"x" * (14 * 2**20)
     with raw_request(keyed, upload_head("/v1/video", 50 * 2**20), part) as stalled:
-        time.sleep(0.5)  # 3 MB of the 4 MB budget held by a stalled upload
+        time.sleep(0.5)  # 14 MB of the 24 MB budget held by a stalled upload
         with raw_request(keyed, upload_head("/v1/video", 50 * 2**20), part) as second:
             assert status_of(second) == 503
         assert status_of(stalled) == 408  # the body timeout (2 s) ends the stalled one
