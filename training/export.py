@@ -29,13 +29,14 @@ import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+from torch import nn
 
 from service.inference.model_store import available_versions, graph_sha256, store_compressed
 from training.calibrate_alignment import TEMPLATE_PATH
 from training.data import CLASSES, load_split
 from training.evaluate import PIXEL_SCALE, model_input, onnx_probabilities
 from training.metrics import classification_report
-from training.model import EmotionNet, ModelConfig, ServingModel, count_macs, count_parameters
+from training.model import ModelConfig, ServingModel, build_network, count_macs, count_parameters
 
 OPSET = 17
 MODEL_NAME = "emotion"
@@ -43,9 +44,9 @@ MODEL_NAME = "emotion"
 FLOAT16_MIN_ELEMENTS = 256
 
 
-def load_checkpoint(run: Path) -> tuple[EmotionNet, dict]:
+def load_checkpoint(run: Path) -> tuple[nn.Module, dict]:
     checkpoint = torch.load(run / "best.pt", weights_only=False)
-    net = EmotionNet(ModelConfig(**checkpoint["model_config"]))
+    net = build_network(ModelConfig(**checkpoint["model_config"]))
     net.load_state_dict(checkpoint["ema"])
     return net.eval(), checkpoint
 
@@ -155,7 +156,7 @@ def variant_accuracy(serving: ServingModel, images: np.ndarray, labels: np.ndarr
         return accuracy(path, images, labels)
 
 
-def describe(net: EmotionNet, checkpoint: dict, run: Path, accuracy: float) -> dict:
+def describe(net: nn.Module, checkpoint: dict, run: Path, accuracy: float) -> dict:
     recovered = {"recovered_from": checkpoint["recovered_from"]} if "recovered_from" in checkpoint else {}
     return {
         "run": run.name,

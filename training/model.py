@@ -66,9 +66,22 @@ class BasicBlock(nn.Module):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "xception"  # "xception", "vgg", "resnet" or "resnet_fullres"
-    width: int = 64  # channels after the stem; stages double it
+    arch: str = "xception"  # "xception", "vgg", "resnet", "resnet_fullres" or "efficientnet_lite0" (pretrained)
+    width: int = 64  # channels after the stem; stages double it (not used by the pretrained network)
     dropout: float = 0.3
+    input_size: int = 112  # the pretrained network's input side, faces upsampled to it
+
+
+PRETRAINED_ARCHS = ("efficientnet_lite0",)
+
+
+def build_network(config: ModelConfig, pretrained: bool = False) -> nn.Module:
+    """The network a config names; `pretrained` loads the ImageNet weights of a pretrained one (to start training)."""
+    if config.arch in PRETRAINED_ARCHS:
+        from training.pretrained import PretrainedLite0  # only this network needs its packages
+
+        return PretrainedLite0(NUM_CLASSES, config.input_size, config.dropout, pretrained)
+    return EmotionNet(config)
 
 
 def vgg_stage(c_in: int, c_out: int, depth: int) -> list[nn.Module]:

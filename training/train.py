@@ -29,7 +29,7 @@ from tqdm import tqdm
 from training.data import CLASSES, Augment, Dataset, Mix, load_split
 from training.evaluate import onnx_probabilities
 from training.metrics import classification_report, plot_confusion, plot_curves
-from training.model import EmotionNet, ModelConfig, count_macs, count_parameters
+from training.model import ModelConfig, build_network, count_macs, count_parameters
 
 
 @dataclass
@@ -68,6 +68,10 @@ class TrainConfig:
     # Start from another run's shipped weights (its best.pt) and train a fresh one-cycle schedule
     # from there: a second cycle at a lower peak lifts a short run further than it would climb alone.
     init: str = ""
+    # Pretrained networks (arch efficientnet_lite0): faces upsampled to this side, and the backbone's
+    # learning rate as a share of `lr`, so fine-tuning moves the pretrained filters slowly.
+    input_size: int = 112
+    backbone_lr_scale: float = 1.0
     seed: int = 0
     threads: int = 2
     bf16: bool = True  # autocast: about twice as fast on CPUs with AVX-512 BF16
@@ -180,6 +184,20 @@ def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, tempera
     return -(target * F.log_softmax(logits / temperature, dim=1)).sum(1).mean() * temperature**2
 
 
+def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """Weight decay on conv and linear weights only; a pretrained backbone at `backbone_lr_scale` of the rate."""
+    slow = {id(p) for p in getattr(model, "backbone_parameters", list)()}
+    groups = []
+    for pretrained in (False, True):
+        rate = config.lr * (config.backbone_lr_scale if pretrained else 1.0)
+        chosen = [p for p in model.parameters() if (id(p) in slow) == pretrained]
+        for decayed in (True, False):
+            params = [p for p in chosen if (p.ndim > 1) == decayed]
+            if params:
+                groups.append({"params": params, "lr": rate, "weight_decay": config.weight_decay if decayed else 0.0})
+    return groups
+
+
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for ema_p, p in zip(ema.parameters(), model.parameters()):
@@ -240,8 +258,8 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
     val = load_split(Path(config.data), "test", config.val_limit, generator)
     print(f"train {len(train)} images, PublicTest {len(val)} images")
 
-    model_config = ModelConfig(config.arch, config.width, config.dropout)
-    model = EmotionNet(model_config)
+    model_config = ModelConfig(config.arch, config.width, config.dropout, config.input_size)
+    model = build_network(model_config, pretrained=not config.init)
     print(f"{config.arch}: {count_parameters(model) / 1e6:.2f}M parameters, {count_macs(model) / 1e6:.0f}M MACs")
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -249,18 +267,11 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
         model.load_state_dict(torch.load(config.init, weights_only=False)["ema"])
     ema = copy.deepcopy(model).eval()
 
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.ndim > 1 else no_decay).append(p)
-    optimizer = torch.optim.SGD(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=True,
-    )
+    groups = parameter_groups(model, config)
+    optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch, pct_start=0.15
+        optimizer, max_lr=[g["lr"] for g in groups], total_steps=config.epochs * steps_per_epoch, pct_start=0.15
     )
     weights = class_weights(train.class_counts(), config.class_balance)
     views = None
