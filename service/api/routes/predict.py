@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, UploadFile
 
+from service.answers import photo_answer
 from service.api.deps import EmotionModelDep, ReadyRuntimeDep
 from service.api.routes.uploads import ERRORS, FILES, analyse_uploads
-from service.inference.results import image_result, model_refs
 from service.schemas import PredictResponse
 
 router = APIRouter(tags=["predict"])
@@ -20,9 +20,4 @@ async def predict(
 ) -> PredictResponse:
     """Detect every face in each image (1 to 16 per request) and return its distribution over the seven emotions."""
     analysed = await analyse_uploads(runtime, emotion, files, runtime.settings.max_files)
-    classes = emotion.classifier.classes
-    return PredictResponse(
-        request_id=request.state.request_id,
-        models=model_refs(runtime.models(emotion)),
-        images=[image_result(f.filename, a, classes) for f, a in zip(files, analysed)],
-    )
+    return photo_answer(runtime, emotion, [f.filename for f in files], analysed, request.state.request_id)

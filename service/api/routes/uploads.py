@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import File, UploadFile
 
+from service.answers import analyse_photos
 from service.api.errors import ApiError, timed_out
 from service.inference.pipeline import AnalysedImage
 from service.runtime import Runtime, ServedModel
@@ -30,10 +29,7 @@ async def analyse_uploads(
 ) -> list[AnalysedImage]:
     if len(files) > limit:
         raise ApiError(422, "too_many_files", f"{len(files)} files sent; at most {limit} per request")
-    timeout = runtime.settings.request_timeout_s
-    with runtime.admission.slot(), emotion.batcher.reserve() as classify:
-        uploads = [await upload.read() for upload in files]
-        try:
-            return await asyncio.wait_for(runtime.pipeline.analyse_many(uploads, classify), timeout)
-        except TimeoutError:
-            raise timed_out(timeout) from None
+    try:
+        return await analyse_photos(runtime, emotion, [await upload.read() for upload in files])
+    except TimeoutError:
+        raise timed_out(runtime.settings.request_timeout_s) from None

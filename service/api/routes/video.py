@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import aclosing, suppress
 from typing import Annotated, Any, TypeVar
@@ -19,15 +18,12 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from service.answers import VideoAnswer, opened_clip
 from service.api.deps import EmotionModelDep, ReadyRuntimeDep
 from service.api.errors import DOMAIN_ERRORS, ApiError, as_api_error, error_body, timed_out
 from service.api.routes.uploads import ERRORS
-from service.inference.errors import ImageRejected
-from service.inference.results import model_refs, safe_filename
-from service.runtime import Runtime, ServedModel
-from service.schemas import ErrorResponse, VideoInfo, VideoResponse
-from service.video.analysis import ClipAnalysis, open_clip
-from service.video.decode import ACCEPTED, Clip
+from service.schemas import ErrorResponse, VideoResponse
+from service.video.decode import ACCEPTED
 
 router = APIRouter(tags=["video"])
 NDJSON = "application/x-ndjson"
@@ -59,15 +55,16 @@ async def video(
     try:
         clip = await opened_clip(runtime, await file.read(), fps)
         streamed = NDJSON in request.headers.get("accept", "")
-        analysis = VideoRequest(
-            runtime, emotion, clip, (fps, smoothing), file.filename, request.state.request_id, streamed
+        answer = VideoAnswer(
+            runtime, emotion, clip, (fps, smoothing), file.filename, request.state.request_id, not streamed
         )
         if streamed:
-            response = SlotHoldingStreamingResponse(analysis.lines(), release, media_type=NDJSON)
+            lines = ndjson_lines(answer, runtime.settings.video_timeout_s)
+            response = SlotHoldingStreamingResponse(lines, release, media_type=NDJSON)
             release = None  # the response holds the slot now
             return response
         try:
-            return await unless_disconnected(request, analysis.response)
+            return await unless_disconnected(request, answer.response)
         except TimeoutError:
             raise timed_out(runtime.settings.video_timeout_s) from None
     finally:
@@ -121,85 +118,17 @@ async def wait_for_disconnect(request: Request) -> None:
         pass
 
 
-async def opened_clip(runtime: Runtime, data: bytes, fps: float) -> Clip:
-    """Open and check the clip off the event loop, counting a refusal."""
+async def ndjson_lines(answer: VideoAnswer, timeout_s: float) -> AsyncIterator[bytes]:
+    """A line per frame, then the summaries. Errors once streaming has begun end it with an error line."""
     try:
-        return await asyncio.to_thread(open_clip, data, fps, runtime.settings)
-    except ImageRejected as rejection:
-        runtime.metrics.rejected.labels(rejection.reason).inc()
-        raise
-
-
-class VideoRequest:
-    """One request's clip, analysed either into one response or into NDJSON lines."""
-
-    def __init__(
-        self,
-        runtime: Runtime,
-        emotion: ServedModel,
-        clip: Clip,
-        options: tuple[float, float],
-        filename: str | None,
-        request_id: str,
-        streamed: bool,
-    ) -> None:
-        fps, smoothing = options
-        self.runtime, self.emotion, self.clip = runtime, emotion, clip
-        self.filename, self.request_id = safe_filename(filename), request_id
-        deadline = time.monotonic() + runtime.settings.video_timeout_s
-        self.analysis = ClipAnalysis(
-            clip,
-            fps,
-            runtime.pipeline,
-            emotion.batcher.classify,
-            runtime.metrics,
-            runtime.settings,
-            smoothing,
-            keep_timeline=not streamed,
-            deadline=deadline,
-        )
-
-    def _result(self) -> VideoResponse:
-        summary = self.analysis.summary
-        if summary.frames_analysed == 0:
-            self.runtime.metrics.rejected.labels("undecodable").inc()
-            raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
-        tracks = summary.track_results()
-        self.runtime.metrics.video_clips.inc()
-        self.runtime.metrics.tracks_per_clip.observe(len(tracks))
-        info = self.clip.info
-        return VideoResponse(
-            request_id=self.request_id,
-            models=model_refs(self.runtime.models(self.emotion)),
-            video=VideoInfo(
-                filename=self.filename,
-                width=info.width,
-                height=info.height,
-                fps=info.fps,
-                duration_ms=info.duration_ms,
-                frames_analysed=summary.frames_analysed,
-                partial=self.clip.partial_reason is not None,
-                partial_reason=self.clip.partial_reason,
-            ),
-            tracks=tracks,
-            summary=summary.summary(),
-        )
-
-    async def response(self) -> VideoResponse:
-        await self.analysis.run()
-        return self._result()
-
-    async def lines(self) -> AsyncIterator[bytes]:
-        """A line per frame, then the summaries. Errors once streaming has begun end it with an error line."""
         try:
-            try:
-                async with aclosing(self.analysis.frames()) as frames:
-                    async for frame, faces in frames:
-                        line = {"time_ms": frame.time_ms, "faces": [f.model_dump() for f in faces]}
-                        yield (json.dumps(line) + "\n").encode()
-            except TimeoutError:
-                raise timed_out(self.runtime.settings.video_timeout_s) from None
-            yield (self._result().model_dump_json(exclude=WITHOUT_TIMELINES) + "\n").encode()
-        except (ApiError, *DOMAIN_ERRORS) as failure:
-            error = as_api_error(failure)
-            yield (json.dumps(error_body(error.code, error.message, self.request_id)) + "\n").encode()
+            async with aclosing(answer.frames()) as frames:
+                async for frame, faces in frames:
+                    line = {"time_ms": frame.time_ms, "faces": [f.model_dump() for f in faces]}
+                    yield (json.dumps(line) + "\n").encode()
+        except TimeoutError:
+            raise timed_out(timeout_s) from None
+        yield (answer.result().model_dump_json(exclude=WITHOUT_TIMELINES) + "\n").encode()
+    except (ApiError, *DOMAIN_ERRORS) as failure:
+        error = as_api_error(failure)
+        yield (json.dumps(error_body(error.code, error.message, answer.request_id)) + "\n").encode()

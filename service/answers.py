@@ -1,0 +1,109 @@
+"""The answers of the synchronous endpoints, built once for the routes and for the job worker, so a
+job's result is exactly what POST /v1/predict or /v1/video would have returned for the same input."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from service.inference.errors import ImageRejected
+from service.inference.pipeline import AnalysedImage
+from service.inference.results import image_result, model_refs, safe_filename
+from service.runtime import Runtime, ServedModel
+from service.schemas import PredictResponse, TrackedFace, VideoInfo, VideoResponse
+from service.video.analysis import ClipAnalysis, open_clip
+from service.video.decode import Clip
+from service.video.summary import AnalysedFrame
+
+
+async def analyse_photos(runtime: Runtime, emotion: ServedModel, uploads: list[bytes]) -> list[AnalysedImage]:
+    """A request's photos within the photo timeout (TimeoutError past it), holding an admission slot."""
+    with runtime.admission.slot(), emotion.batcher.reserve() as classify:
+        return await asyncio.wait_for(
+            runtime.pipeline.analyse_many(uploads, classify), runtime.settings.request_timeout_s
+        )
+
+
+def photo_answer(
+    runtime: Runtime, emotion: ServedModel, names: list[str | None], analysed: list[AnalysedImage], request_id: str
+) -> PredictResponse:
+    classes = emotion.classifier.classes
+    return PredictResponse(
+        request_id=request_id,
+        models=model_refs(runtime.models(emotion)),
+        images=[image_result(name, a, classes) for name, a in zip(names, analysed)],
+    )
+
+
+async def opened_clip(runtime: Runtime, data: bytes, fps: float) -> Clip:
+    """Open and check a clip off the event loop, counting a refusal."""
+    try:
+        return await asyncio.to_thread(open_clip, data, fps, runtime.settings)
+    except ImageRejected as rejection:
+        runtime.metrics.rejected.labels(rejection.reason).inc()
+        raise
+
+
+class VideoAnswer:
+    """One clip, analysed within the video timeout into the /v1/video answer, whole or frame by frame."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        emotion: ServedModel,
+        clip: Clip,
+        options: tuple[float, float],
+        filename: str | None,
+        request_id: str,
+        keep_timeline: bool,
+    ) -> None:
+        fps, smoothing = options
+        self.runtime, self.emotion, self.clip = runtime, emotion, clip
+        self.filename, self.request_id = safe_filename(filename), request_id
+        deadline = time.monotonic() + runtime.settings.video_timeout_s
+        self.analysis = ClipAnalysis(
+            clip,
+            fps,
+            runtime.pipeline,
+            emotion.batcher.classify,
+            runtime.metrics,
+            runtime.settings,
+            smoothing,
+            keep_timeline=keep_timeline,
+            deadline=deadline,
+        )
+
+    def frames(self) -> AsyncIterator[tuple[AnalysedFrame, list[TrackedFace]]]:
+        return self.analysis.frames()
+
+    def result(self) -> VideoResponse:
+        """The answer once every frame is analysed; a clip of which no frame decodes is refused."""
+        summary = self.analysis.summary
+        if summary.frames_analysed == 0:
+            self.runtime.metrics.rejected.labels("undecodable").inc()
+            raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
+        tracks = summary.track_results()
+        self.runtime.metrics.video_clips.inc()
+        self.runtime.metrics.tracks_per_clip.observe(len(tracks))
+        info = self.clip.info
+        return VideoResponse(
+            request_id=self.request_id,
+            models=model_refs(self.runtime.models(self.emotion)),
+            video=VideoInfo(
+                filename=self.filename,
+                width=info.width,
+                height=info.height,
+                fps=info.fps,
+                duration_ms=info.duration_ms,
+                frames_analysed=summary.frames_analysed,
+                partial=self.clip.partial_reason is not None,
+                partial_reason=self.clip.partial_reason,
+            ),
+            tracks=tracks,
+            summary=summary.summary(),
+        )
+
+    async def response(self) -> VideoResponse:
+        await self.analysis.run()
+        return self.result()
