@@ -1,5 +1,7 @@
-"""`python -m service`: serve with uvicorn using the EMOTION_* settings."""
+"""`python -m service`: serve with uvicorn using the EMOTION_* settings; `python -m service worker`: job
+workers alone (service.jobs.standalone)."""
 
+import asyncio
 import signal
 import sys
 
@@ -7,6 +9,7 @@ import uvicorn
 
 from service.api.middleware import configure_logging
 from service.config import get_settings
+from service.jobs.standalone import run_workers
 from service.ops.connections import HeaderDeadlineProtocol
 
 # Idle keep-alive connections are closed after this; the balancer's own idle timeout must be shorter.
@@ -16,6 +19,9 @@ KEEP_ALIVE_S = 5
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
+    if sys.argv[1:] == ["worker"]:
+        asyncio.run(run_workers(settings))
+        return
     # After service.ops.shutdown's drain, uvicorn finishes requests, then re-raises SIGTERM with this
     # handler restored: exit 0, since a drained shutdown is a clean one.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -107,6 +107,32 @@ class Settings(BaseSettings):
     )
     stream_smoothing_s: float = Field(1.0, ge=0, description="Default smoothing of a stream, in seconds.")
 
+    # Asynchronous jobs (/v1/jobs) and their webhooks
+    database_url: str = Field(
+        f"sqlite:///{PROJECT_ROOT / 'var' / 'jobs.db'}",
+        description="The job store: SQLite (one machine) or postgresql+psycopg://... (replicas sharing jobs).",
+    )
+    media_store: str = Field(
+        str(PROJECT_ROOT / "var" / "media"),
+        description="Where uploads wait for their job: a folder, or s3://bucket/prefix when replicas share jobs.",
+    )
+    job_workers: int = Field(1, ge=0, description="Job workers inside this process; 0 leaves jobs to `service worker`.")
+    job_lease_s: float = Field(30.0, gt=0, description="A worker's hold on a job, renewed while it works.")
+    job_max_attempts: int = Field(3, ge=1, description="Claims of a job before it fails (its workers kept dying).")
+    job_retention_h: float = Field(24.0, gt=0, description="Finished jobs and their results are deleted after this.")
+    job_poll_s: float = Field(0.5, gt=0, description="How often an idle worker looks for a job or a due webhook.")
+    webhook_secret: SecretStr = Field(
+        SecretStr(""), description="whsec_<base64> signing secret(s), space-separated during a rotation."
+    )
+    webhook_allow_private: bool = Field(
+        False, description="Allow callback URLs on private, loopback and link-local addresses (on-premise, tests)."
+    )
+    webhook_retry_delays_s: str = Field(
+        "5,300,1800,7200,18000,36000,36000",
+        description="Seconds between webhook attempts after the first (Standard Webhooks' schedule).",
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="How long one webhook attempt waits for an answer.")
+
     # Tracking (video and live streams)
     track_max_gap_s: float = Field(
         1.0, ge=0, description="A track ends when its face has been missing for longer than this, in seconds."
@@ -126,6 +152,9 @@ class Settings(BaseSettings):
         if self.api_keys_file is not None:
             keys += self.api_keys_file.read_text().splitlines()
         return [key.strip() for key in keys if key.strip()]
+
+    def webhook_retry_delays(self) -> list[float]:
+        return [float(delay) for delay in self.webhook_retry_delays_s.split(",") if delay.strip()]
 
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -158,3 +159,52 @@ class ErrorResponse(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "not_ready"]
+
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class Links(BaseModel):
+    self: str = Field(description="Where to GET the job.")
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: JobState
+    tag: str | None = Field(None, description="The client's own reference, as sent.")
+    created_at: datetime
+    links: Links
+
+
+class JobWebhook(BaseModel):
+    url: str
+    attempts: int
+    last_status: int | None = Field(None, description="The HTTP status of the last attempt; null if none came.")
+    delivered_at: datetime | None = None
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    status: JobState
+    kind: Literal["video", "photo"]
+    tag: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = Field(description="Times a worker has taken the job up.")
+    error: JobError | None = None
+    webhook: JobWebhook | None = None
+    result: dict[str, Any] | None = Field(
+        None, description="Once succeeded: the body /v1/video or /v1/predict returns for the same input and options."
+    )
+    links: Links
+
+
+class JobList(BaseModel):
+    jobs: list[JobStatus] = Field(description="Newest first, without results.")
+    next_cursor: str | None = None

@@ -16,15 +16,17 @@ from service.api.errors import install_error_handlers
 from service.api.intake import BodyBudget, IntakeMiddleware
 from service.api.middleware import RequestContextMiddleware
 from service.api.routes import annotate, demo, ops, predict, stream, video
+from service.api.routes import jobs as jobs_routes
 from service.api.security import require_api_key
 from service.config import Settings, get_settings
+from service.jobs.worker import JobRunner, open_jobs
 from service.ops.allocator import use_one_malloc_arena
 from service.ops.metrics import Metrics
 from service.ops.shutdown import Drain
 from service.runtime import load_runtime, warm_up
 
 # Routes that take uploads: their key and the service's capacity are checked before their body is read.
-UPLOAD_ROUTES = {"/v1/predict", "/predict", "/v1/annotate", "/v1/video"}
+UPLOAD_ROUTES = {"/v1/predict", "/predict", "/v1/annotate", "/v1/video", "/v1/jobs"}
 
 
 def video_body_limit(settings: Settings) -> int:
@@ -49,11 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(warm_up, runtime)
         for served in runtime.emotion_models.values():
             served.batcher.start()
+        app.state.jobs = jobs = await asyncio.to_thread(open_jobs, settings, metrics)
+        runner = JobRunner(jobs, runtime, settings.job_workers)
+        runner.start()
         runtime.set_ready(True)
         Drain(runtime, asyncio.get_running_loop()).install()
         yield
         runtime.set_ready(False)
         await runtime.streams.close_all(settings.shutdown_timeout_s)
+        await runner.stop(settings.shutdown_timeout_s)
         for served in runtime.emotion_models.values():
             served.batcher.stop()
 
@@ -80,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         IntakeMiddleware,
         max_body_bytes=settings.max_request_bytes,
-        route_body_limits={"/v1/video": video_body_limit(settings)},
+        route_body_limits={"/v1/video": video_body_limit(settings), "/v1/jobs": video_body_limit(settings)},
         upload_routes=UPLOAD_ROUTES,
         budget=BodyBudget(settings.max_buffered_body_bytes),
         body_timeout_s=settings.request_body_timeout_s,
@@ -93,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router, dependencies=keyed, include_in_schema=False)  # /predict, kept as an alias
     app.include_router(annotate.router, prefix="/v1", dependencies=keyed)
     app.include_router(video.router, prefix="/v1", dependencies=keyed)
+    app.include_router(jobs_routes.router, prefix="/v1", dependencies=keyed)
     app.include_router(stream.router, prefix="/v1")  # checks its own keys: see service.api.routes.stream
     app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")

@@ -77,9 +77,10 @@ class RequestContextMiddleware:
                 message = "internal error; quote the request id when reporting it"
                 await send_error(send_with_id, 500, "internal_error", message, request_id)
         finally:
-            # No route takes path parameters, so a matched path is its own template; files under a
-            # mount count under the mount's prefix; anything else shares one label. Cardinality stays bounded.
-            path = scope["path"] if "route" in scope else scope.get("root_path") or "unmatched"
+            # A matched route counts under its template (/v1/jobs/{job_id}); files under a mount under the
+            # mount's prefix; anything else shares one label. Cardinality stays bounded.
+            route = scope.get("route")
+            path = getattr(route, "path", None) or scope.get("root_path") or "unmatched"
             elapsed = time.perf_counter() - started
             method = scope["method"] if scope["method"] in STANDARD_METHODS else "other"
             self.metrics.requests.labels(path, method, str(status)).inc()

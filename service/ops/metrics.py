@@ -10,6 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+JOB_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -87,3 +88,19 @@ class Metrics:
             "emotion_model_info", "Loaded models (value 1).", ["role", "name", "version", "sha256"], registry=r
         )
         self.ready = Gauge("emotion_ready", "1 when models are loaded and warmed, else 0.", registry=r)
+        self.jobs = Counter("emotion_jobs", "Jobs created (queued) and ended, by state.", ["state"], registry=r)
+        self.jobs_in_state = Gauge(
+            "emotion_jobs_in_state", "Jobs in the store by state; queued is the queue depth.", ["state"], registry=r
+        )
+        self.job_queue_seconds = Histogram(
+            "emotion_job_queue_seconds", "From a job's creation to its first claim.", buckets=JOB_BUCKETS, registry=r
+        )
+        self.job_run_seconds = Histogram(
+            "emotion_job_run_seconds", "From a job's first claim to its end.", buckets=JOB_BUCKETS, registry=r
+        )
+        self.webhook_deliveries = Counter(
+            "emotion_webhook_deliveries",
+            "Webhook attempts by outcome: delivered, retrying (a later attempt is due) or given_up.",
+            ["outcome"],
+            registry=r,
+        )

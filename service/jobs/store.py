@@ -1,0 +1,242 @@
+"""Jobs in the database: created once per idempotency key, claimed with leases, finished at most once.
+
+At-least-once processing: a worker claims the oldest queued job (or one whose lease expired, its
+worker gone) and renews the lease while it works. Only the lease holder can finish a job, so a
+worker that lost its lease cannot write a second result. PostgreSQL claims with
+`FOR UPDATE SKIP LOCKED`, so replicas never wait on each other; SQLite serialises every
+transaction (BEGIN IMMEDIATE, see service.jobs.database).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, Select, and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from service.jobs.database import utcnow
+from service.jobs.schema import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before for a different request."""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    owner: str
+    kind: str
+    options: dict
+    request_digest: str
+    filename: str | None = None
+    tag: str | None = None
+    idempotency_key: str | None = None
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+def event_body(job: Job) -> str:
+    """The webhook event of a finished job: where to fetch it, not the result itself."""
+    links = {"self": f"/v1/jobs/{job.id}"}
+    event = {"type": f"job.{job.status}", "job_id": job.id, "tag": job.tag, "status": job.status, "links": links}
+    return json.dumps(event, separators=(",", ":"))
+
+
+class JobStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.skip_locked = engine.dialect.name == "postgresql"
+
+    def _locking(self, query: Select) -> Select:
+        return query.with_for_update(skip_locked=True) if self.skip_locked else query
+
+    def create(
+        self, new: NewJob, save_media: Callable[[str], str], drop_media: Callable[[str], None]
+    ) -> tuple[Job, bool]:
+        """The job for this request: a new one (True), or the one its idempotency key already made (False)."""
+        if new.idempotency_key is not None and (existing := self._by_key(new)) is not None:
+            return existing, False
+        job_id = uuid.uuid4().hex
+        media = save_media(job_id)
+        job = Job(
+            id=job_id,
+            owner=new.owner,
+            kind=new.kind,
+            status=QUEUED,
+            tag=new.tag,
+            idempotency_key=new.idempotency_key,
+            request_digest=new.request_digest,
+            options=new.options,
+            filename=new.filename,
+            media=media,
+            created_at=utcnow(),
+            attempts=0,
+            callback_url=new.callback_url,
+            webhook_attempts=0,
+        )
+        try:
+            with self.sessions.begin() as session:
+                session.add(job)
+        except IntegrityError:  # the same key, submitted concurrently: the other one won
+            drop_media(media)
+            existing = self._by_key(new)
+            if existing is None:
+                raise
+            return existing, False
+        return job, True
+
+    def _by_key(self, new: NewJob) -> Job | None:
+        with self.sessions() as session:
+            query = select(Job).where(Job.owner == new.owner, Job.idempotency_key == new.idempotency_key)
+            existing = session.scalars(query).first()
+        if existing is not None and existing.request_digest != new.request_digest:
+            raise IdempotencyConflict(new.idempotency_key)
+        return existing
+
+    def get(self, owner: str, job_id: str) -> Job | None:
+        with self.sessions() as session:
+            return session.scalars(select(Job).where(Job.id == job_id, Job.owner == owner)).first()
+
+    def page(self, owner: str, status: str | None, tag: str | None, limit: int, cursor: str | None) -> Page:
+        """Newest first; the cursor is where the previous page ended."""
+        query = select(Job).where(Job.owner == owner)
+        if status:
+            query = query.where(Job.status == status)
+        if tag:
+            query = query.where(Job.tag == tag)
+        if cursor:
+            created, job_id = decode_cursor(cursor)
+            query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
+        query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        with self.sessions() as session:
+            jobs = list(session.scalars(query))
+        more = len(jobs) > limit
+        jobs = jobs[:limit]
+        return Page(jobs, encode_cursor(jobs[-1]) if more else None)
+
+    def cancel(self, owner: str, job_id: str) -> Job | None:
+        """Cancel a queued or running job and drop its result; a finished job is returned unchanged."""
+        with self.sessions.begin() as session:
+            job = session.scalars(self._locking(select(Job).where(Job.id == job_id, Job.owner == owner))).first()
+            if job is None or job.status in FINISHED:
+                return job
+            self._end(job, CANCELLED)
+            job.error_code, job.error_message = "cancelled", "cancelled by the client"
+            return job
+
+    def claim(self, worker: str, lease_s: float, max_attempts: int) -> Job | None:
+        """The oldest job to work on, leased to this worker; jobs out of attempts fail on the way."""
+        while True:
+            with self.sessions.begin() as session:
+                now = utcnow()
+                claimable = or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.lease_expires_at < now))
+                query = self._locking(select(Job).where(claimable).order_by(Job.created_at).limit(1))
+                job = session.scalars(query).first()
+                if job is None:
+                    return None
+                if job.attempts >= max_attempts:
+                    self._end(job, FAILED)
+                    job.error_code = "attempts_exhausted"
+                    job.error_message = f"its worker stopped {job.attempts} times before finishing; not retried"
+                    continue
+                job.status, job.lease_owner = RUNNING, worker
+                job.lease_expires_at = now + timedelta(seconds=lease_s)
+                job.attempts += 1
+                job.started_at = job.started_at or now
+                return job
+
+    def renew(self, job_id: str, worker: str, lease_s: float) -> bool:
+        """Extend this worker's lease; False when it no longer holds the job (cancelled, or taken over)."""
+        with self.sessions.begin() as session:
+            renewed = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.lease_owner == worker, Job.status == RUNNING)
+                .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+            )
+            return renewed.rowcount == 1
+
+    def finish(
+        self, job_id: str, worker: str, result: str | None = None, error: tuple[str, str] | None = None
+    ) -> Job | None:
+        """Record the outcome, if this worker still holds the job; otherwise None, and nothing is written."""
+        with self.sessions.begin() as session:
+            query = select(Job).where(Job.id == job_id, Job.lease_owner == worker, Job.status == RUNNING)
+            job = session.scalars(self._locking(query)).first()
+            if job is None:
+                return None
+            self._end(job, SUCCEEDED if error is None else FAILED)
+            job.result = result
+            if error is not None:
+                job.error_code, job.error_message = error
+            return job
+
+    def _end(self, job: Job, status: str) -> None:
+        """A terminal state: the lease ends, the media is to be deleted, the webhook (if any) is due."""
+        job.status, job.finished_at = status, utcnow()
+        job.lease_owner = job.lease_expires_at = None
+        job.result = None
+        if job.callback_url:
+            job.webhook_id = f"msg_{job.id}"
+            job.webhook_event = event_body(job)
+            job.webhook_next_at = job.finished_at
+
+    def media_done(self, job_id: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(media=None))
+
+    def due_webhook(self, lease_s: float) -> Job | None:
+        """A webhook to deliver now, held for `lease_s` so no other dispatcher sends it meanwhile."""
+        with self.sessions.begin() as session:
+            now = utcnow()
+            query = select(Job).where(Job.webhook_next_at <= now).order_by(Job.webhook_next_at).limit(1)
+            job = session.scalars(self._locking(query)).first()
+            if job is not None:
+                job.webhook_next_at = now + timedelta(seconds=lease_s)
+            return job
+
+    def record_webhook(self, job_id: str, status: int | None, delivered: bool, next_at: datetime | None) -> None:
+        with self.sessions.begin() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return
+            job.webhook_attempts += 1
+            job.webhook_last_status = status
+            job.webhook_next_at = next_at
+            if delivered:
+                job.webhook_delivered_at = utcnow()
+
+    def expired(self, before: datetime) -> list[Job]:
+        with self.sessions() as session:
+            return list(session.scalars(select(Job).where(Job.status.in_(FINISHED), Job.finished_at < before)))
+
+    def delete(self, job_ids: list[str]) -> None:
+        with self.sessions.begin() as session:
+            session.execute(delete(Job).where(Job.id.in_(job_ids)))
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by state, for the metrics."""
+        with self.sessions() as session:
+            rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+            return {status: count for status, count in rows}
+
+
+def encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError on a cursor this store did not write."""
+    created, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+    return datetime.fromisoformat(created), job_id

@@ -1,0 +1,221 @@
+"""Job workers: claim a job, run it through the synchronous endpoint's own answer, record the
+outcome once; beside them, the webhook dispatcher and the retention sweep.
+
+They run inside the API process (`EMOTION_JOB_WORKERS`, default 1) or alone in
+`python -m service worker`, so Kubernetes can scale them apart from the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from service.answers import VideoAnswer, analyse_photos, opened_clip, photo_answer
+from service.config import Settings
+from service.inference.errors import ImageRejected, InferenceFailed, UnknownModel
+from service.jobs.database import open_database, utcnow
+from service.jobs.media import MediaStore, open_media_store
+from service.jobs.schema import STATES, Job
+from service.jobs.store import JobStore
+from service.jobs.webhooks import WebhookSender, next_attempt
+from service.ops.admission import Overloaded
+from service.ops.metrics import Metrics
+from service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+SWEEP_EVERY_S = 15.0
+
+
+@dataclass
+class Jobs:
+    """What the job routes and workers share in a process."""
+
+    store: JobStore
+    media: MediaStore
+    settings: Settings
+    metrics: Metrics
+
+
+def open_jobs(settings: Settings, metrics: Metrics) -> Jobs:
+    """The job store (migrated) and the media store the settings name. Blocking: run it off the event loop."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return Jobs(JobStore(open_database(url)), open_media_store(settings.media_store), settings, metrics)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class JobWorker:
+    def __init__(self, jobs: Jobs, runtime: Runtime) -> None:
+        self.jobs, self.runtime = jobs, runtime
+        self.name = worker_name()
+        self.settings = jobs.settings
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Work until `stopping` is set; a job in hand is finished first (its lease covers a crash)."""
+        await keep_running(self.step, stopping, self.settings.job_poll_s)
+
+    async def step(self) -> bool:
+        """Claim and answer one job; False when there was none."""
+        job = await asyncio.to_thread(
+            self.jobs.store.claim, self.name, self.settings.job_lease_s, self.settings.job_max_attempts
+        )
+        if job is None:
+            return False
+        self.jobs.metrics.job_queue_seconds.observe((job.started_at - job.created_at).total_seconds())
+        await self.process(job)
+        return True
+
+    async def process(self, job: Job) -> None:
+        """Answer the job while renewing its lease; a job cancelled or taken over meanwhile is dropped."""
+        work = asyncio.ensure_future(self._outcome(job))
+        renewing = asyncio.ensure_future(self._renew_until_lost(job, work))
+        try:
+            result, error = await work
+        except asyncio.CancelledError:
+            if renewing.done():  # the lease was lost: another worker or the client decided
+                return
+            raise
+        finally:
+            renewing.cancel()
+        finished = await asyncio.to_thread(self.jobs.store.finish, job.id, self.name, result, error)
+        if finished is None:
+            return
+        await asyncio.to_thread(self._drop_media, job)
+        self.jobs.metrics.jobs.labels(finished.status).inc()
+        self.jobs.metrics.job_run_seconds.observe((finished.finished_at - finished.started_at).total_seconds())
+
+    async def _renew_until_lost(self, job: Job, work: asyncio.Future) -> None:
+        lease = self.settings.job_lease_s
+        while True:
+            await asyncio.sleep(lease / 3)
+            if not await asyncio.to_thread(self.jobs.store.renew, job.id, self.name, lease):
+                work.cancel()
+                return
+
+    async def _outcome(self, job: Job) -> tuple[str | None, tuple[str, str] | None]:
+        """(the answer's JSON, None), or (None, (error code, message)) as the synchronous endpoint would refuse."""
+        try:
+            data = await asyncio.to_thread(self.jobs.media.read, job.media)
+        except OSError:
+            return None, ("media_missing", "the upload is no longer in the media store")
+        while True:
+            try:
+                return await self._answer(job, data), None
+            except Overloaded:  # the process is full of synchronous work: wait, the lease is renewed
+                await asyncio.sleep(1)
+            except ImageRejected as rejection:
+                return None, (rejection.code, rejection.message)
+            except UnknownModel as unknown:
+                return None, ("unknown_model", unknown.message)
+            except InferenceFailed:
+                return None, ("inference_failed", "the emotion model failed; quote the job id")
+            except TimeoutError:
+                return None, ("timeout", "not finished within the time limit")
+
+    async def _answer(self, job: Job, data: bytes) -> str:
+        options = job.options
+        emotion = self.runtime.emotion(options.get("model"))
+        if job.kind == "photo":
+            analysed = await analyse_photos(self.runtime, emotion, [data])
+            return photo_answer(self.runtime, emotion, [job.filename], analysed, job.id).model_dump_json()
+        clip = await opened_clip(self.runtime, data, options["fps"])
+        answer = VideoAnswer(
+            self.runtime, emotion, clip, (options["fps"], options["smoothing"]), job.filename, job.id, True
+        )
+        return (await answer.response()).model_dump_json()
+
+    def _drop_media(self, job: Job) -> None:
+        if job.media:
+            self.jobs.media.delete(job.media)
+            self.jobs.store.media_done(job.id)
+
+
+class WebhookDispatcher:
+    def __init__(self, jobs: Jobs) -> None:
+        self.jobs = jobs
+        settings = jobs.settings
+        self.sender = WebhookSender(
+            settings.webhook_secret.get_secret_value(), settings.webhook_allow_private, settings.webhook_timeout_s
+        )
+        self.delays = settings.webhook_retry_delays()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        await keep_running(self.step, stopping, self.jobs.settings.job_poll_s)
+
+    async def step(self) -> bool:
+        """Make one due delivery attempt; False when none was due."""
+        job = await asyncio.to_thread(self.jobs.store.due_webhook, 2 * self.jobs.settings.webhook_timeout_s)
+        if job is None:
+            return False
+        attempt = await asyncio.to_thread(self.sender.send, job.callback_url, job.webhook_id, job.webhook_event)
+        next_at = next_attempt(self.delays, job.webhook_attempts + 1, attempt)
+        await asyncio.to_thread(self.jobs.store.record_webhook, job.id, attempt.status, attempt.delivered, next_at)
+        outcome = "delivered" if attempt.delivered else "retrying" if next_at else "given_up"
+        self.jobs.metrics.webhook_deliveries.labels(outcome).inc()
+        return True
+
+
+async def sweep(jobs: Jobs) -> bool:
+    """Delete finished jobs past retention (with any media left), and bring the state gauges up to date."""
+    cutoff = utcnow() - timedelta(hours=jobs.settings.job_retention_h)
+    expired = await asyncio.to_thread(jobs.store.expired, cutoff)
+    for job in expired:
+        if job.media:
+            await asyncio.to_thread(jobs.media.delete, job.media)
+    if expired:
+        await asyncio.to_thread(jobs.store.delete, [job.id for job in expired])
+    counts = await asyncio.to_thread(jobs.store.counts)
+    for state in STATES:
+        jobs.metrics.jobs_in_state.labels(state).set(counts.get(state, 0))
+    return False  # nothing waits: the next sweep comes after the pause
+
+
+async def keep_running(step: Callable[[], Awaitable[bool]], stopping: asyncio.Event, idle_s: float) -> None:
+    """Repeat a step until stopping; pause when it found nothing to do, and outlive its failures
+    (a database restart costs retries, not the loop)."""
+    while not stopping.is_set():
+        try:
+            busy = await step()
+        except Exception:
+            log.exception("a job loop step failed; retrying")
+            busy = False
+        if not busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), idle_s)
+
+
+class JobRunner:
+    """The loops of one process: its workers, the webhook dispatcher and the sweep."""
+
+    def __init__(self, jobs: Jobs, runtime: Runtime, workers: int) -> None:
+        self.jobs, self.runtime, self.workers = jobs, runtime, workers
+        self.stopping = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        loops = [JobWorker(self.jobs, self.runtime).run(self.stopping) for _ in range(self.workers)]
+        sweeping = keep_running(lambda: sweep(self.jobs), self.stopping, SWEEP_EVERY_S)
+        loops += [WebhookDispatcher(self.jobs).run(self.stopping), sweeping]
+        self.tasks = [asyncio.create_task(loop) for loop in loops]
+
+    async def stop(self, timeout_s: float) -> None:
+        """Stop claiming; wait for the jobs in hand up to the timeout (their leases cover the rest)."""
+        self.stopping.set()
+        done, pending = await asyncio.wait(self.tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("a job loop failed", exc_info=task.exception())
