@@ -97,14 +97,11 @@ class WebhookSender:
         netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         pinned = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
         try:
-            answer = httpx.post(
-                pinned,
-                content=body,
-                headers=headers,
-                timeout=self.timeout_s,
-                follow_redirects=False,
-                extensions={"sni_hostname": host},
-            )
+            with httpx.Client(timeout=self.timeout_s, follow_redirects=False) as client:
+                request = client.build_request(
+                    "POST", pinned, content=body, headers=headers, extensions={"sni_hostname": host}
+                )
+                answer = client.send(request)
         except httpx.HTTPError:
             return Attempt(None, delivered=False)
         retry_after = answer.headers.get("retry-after", "")

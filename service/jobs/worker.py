@@ -206,7 +206,8 @@ class JobRunner:
 
     def start(self) -> None:
         loops = [JobWorker(self.jobs, self.runtime).run(self.stopping) for _ in range(self.workers)]
-        sweeping = keep_running(lambda: sweep(self.jobs), self.stopping, SWEEP_EVERY_S)
+        every_s = min(SWEEP_EVERY_S, self.jobs.settings.job_retention_h * 3600 / 2)
+        sweeping = keep_running(lambda: sweep(self.jobs), self.stopping, every_s)
         loops += [WebhookDispatcher(self.jobs).run(self.stopping), sweeping]
         self.tasks = [asyncio.create_task(loop) for loop in loops]
 

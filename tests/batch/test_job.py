@@ -18,7 +18,7 @@ from batch.job import JobOptions, actor_count, run_job
 from batch.scoring import CLASSES, OUTPUT_SCHEMA, find_faces
 from batch.shards import ShardStore
 from service.config import Settings
-from tests.batch.conftest import BROKEN, run_cli, write_archive
+from tests.helpers.archive import BROKEN, run_cli, write_archive
 
 
 def read_output(folder: Path) -> pa.Table:

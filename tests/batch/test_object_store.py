@@ -8,7 +8,7 @@ import boto3
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from tests.batch.conftest import run_cli
+from tests.helpers.archive import run_cli
 
 
 def test_an_archive_in_object_storage_is_scored_into_object_storage(

@@ -1,0 +1,68 @@
+"""Webhook signatures against the Standard Webhooks reference verifier, the retry schedule, and the
+address check that keeps webhooks off private networks."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from service.jobs.database import utcnow
+from service.jobs.webhooks import (
+    Attempt,
+    UnsafeTarget,
+    check_url,
+    next_attempt,
+    safe_address,
+    secret_keys,
+    signature_header,
+)
+
+OLD = "whsec_" + base64.b64encode(b"the secret being rotated out....").decode()
+NEW = "whsec_" + base64.b64encode(b"the secret rotated in, 32 bytes.").decode()
+
+
+@pytest.mark.parametrize("secrets", [NEW, f"{OLD} {NEW}", f"{NEW} {OLD}"])
+def test_signatures_verify_with_the_reference_verifier_during_a_rotation(secrets: str) -> None:
+    body = json.dumps({"type": "job.succeeded", "job_id": "abc"})
+    timestamp = int(utcnow().timestamp())
+    headers = {
+        "webhook-id": "msg_abc",
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(secret_keys(secrets), "msg_abc", timestamp, body),
+    }
+    assert Webhook(NEW).verify(body, headers) == {"type": "job.succeeded", "job_id": "abc"}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(NEW).verify(body.replace("abc", "abd"), headers)
+
+
+def test_retries_follow_the_schedule_and_retry_after_and_stop() -> None:
+    delays = [5, 300]
+    failed = Attempt(500, delivered=False)
+    first = next_attempt(delays, 1, failed)
+    assert first is not None and abs((first - utcnow()) - timedelta(seconds=5)) < timedelta(seconds=1)
+    later = next_attempt(delays, 1, Attempt(503, delivered=False, retry_after_s=120))
+    assert later is not None and (later - utcnow()) > timedelta(seconds=100)
+    assert next_attempt(delays, 3, failed) is None  # every retry used
+    assert next_attempt(delays, 1, Attempt(200, delivered=True)) is None
+    assert next_attempt(delays, 1, Attempt(410, delivered=False, give_up=True)) is None
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "10.1.2.3", "192.168.0.1", "172.16.0.1", "169.254.169.254", "::1", "0.0.0.0"]
+)
+def test_private_loopback_and_link_local_addresses_are_refused(host: str) -> None:
+    with pytest.raises(UnsafeTarget):
+        safe_address(host, 80, allow_private=False)
+    assert safe_address(host, 80, allow_private=True)
+
+
+def test_public_addresses_pass_and_urls_must_be_plain_http() -> None:
+    assert safe_address("93.184.216.34", 443, allow_private=False) == "93.184.216.34"
+    assert check_url("https://hooks.example.com/emotion") == ("https", "hooks.example.com", 443)
+    for url in ("ftp://example.com/x", "https://user:pass@example.com/x", "http:///nohost", "javascript:alert(1)"):
+        with pytest.raises(UnsafeTarget):
+            check_url(url)
