@@ -4,7 +4,11 @@ webhook receiver verifying every signature with the Standard Webhooks reference 
 from __future__ import annotations
 
 import base64
+import os
+import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +20,7 @@ from standardwebhooks import Webhook
 
 from tests.helpers.clips import clip_bytes
 from tests.helpers.faces import fer_faces, jpeg
-from tests.helpers.live_service import LiveService, running_service
+from tests.helpers.live_service import LiveService, free_port, running_service
 from tests.helpers.object_store import s3_server
 from tests.helpers.postgres import postgres_server
 from tests.helpers.webhook_receiver import Receiver, webhook_receiver
@@ -341,3 +345,22 @@ def test_uploads_can_wait_in_an_object_store(tmp_path: Path, monkeypatch: pytest
         assert job["status"] == "succeeded" and len(job["result"]["images"][0]["faces"]) == 2
         listed = bucket.list_objects_v2(Bucket="emotion-media").get("Contents", [])
         assert [o["Key"] for o in listed if not o["Key"].endswith("/")] == []  # the upload is gone once done
+
+
+def test_the_documented_client_submits_receives_verifies_and_fetches(tmp_path: Path) -> None:
+    operations = (Path(__file__).parents[3] / "docs" / "operations.md").read_text()
+    code = re.search(r"<!-- job-client:start -->\n```python\n(.*?)```", operations, re.S).group(1)
+    script = tmp_path / "client.py"
+    script.write_text(code)
+    clip = tmp_path / "two.webm"
+    clip.write_bytes(clip_bytes("two-people-head-pose.webm"))
+    with running_service(**job_settings(tmp_path)) as service:
+        environment = {**os.environ, "EMOTION_URL": service.base, "EMOTION_WEBHOOK_SECRET": SECRET}
+        environment["CALLBACK_PORT"] = str(free_port())
+        run = subprocess.run(
+            [sys.executable, str(script), str(clip)], capture_output=True, text=True, timeout=120, env=environment
+        )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("queued ") and len(lines) == 3
+    assert all(re.fullmatch(r"person \d: \w+ over \d+ frames", line) for line in lines[1:])
