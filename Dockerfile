@@ -11,8 +11,9 @@ RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY model_store ./model_store
-# The same two steps as `make serve`: install the runtime, then fetch and verify the detector.
-RUN pip install . \
+# The same two steps as `make serve`: install the runtime (with PostgreSQL and object-store support,
+# for replicas that share jobs), then fetch and verify the detector.
+RUN pip install "./[postgres,objectstore]" \
  && python -m service.inference.prepare --store /src/model_store
 
 # The batch job's environment: the same install plus Ray Data and pyarrow (emotion-batch).
@@ -38,8 +39,12 @@ CMD ["emotion-batch", "score", "--help"]
 # The online service, and the default target.
 FROM base AS runtime
 COPY --from=build /opt/venv /opt/venv
+# The root filesystem is read-only: the default job store and uploads live under /tmp (a tmpfs or an
+# emptyDir); replicas set EMOTION_DATABASE_URL and EMOTION_MEDIA_STORE to shared ones.
 ENV EMOTION_HOST=0.0.0.0 \
-    EMOTION_PORT=8000
+    EMOTION_PORT=8000 \
+    EMOTION_DATABASE_URL=sqlite:////tmp/emotion/jobs.db \
+    EMOTION_MEDIA_STORE=/tmp/emotion/media
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \

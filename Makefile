@@ -27,7 +27,7 @@ $(VENV)/.runtime: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --no-compile -e '.[dev,train,batch,postgres]'
+	$(PY) -m pip install --quiet --no-compile -e '.[dev,train,batch,postgres,objectstore]'
 	touch $@ $(VENV)/.runtime
 
 prepare: $(VENV)/.runtime ## Install the runtime and fetch and verify the face detector into model_store/

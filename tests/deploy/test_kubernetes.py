@@ -9,9 +9,12 @@ import kubernetes_validate
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from batch.cli import parse
 from service.config import PROJECT_ROOT, Settings
+from service.jobs.database import open_database
+from tests.helpers.postgres import postgres_server
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
@@ -140,3 +143,37 @@ def test_the_batch_rayjob_runs_the_job_in_the_batch_image_with_storage_credentia
         assert container["resources"]["limits"]["memory"]
     # Workers hold the CPUs; the head schedules none, so the defaults size the actor pool from the workers.
     assert job["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+
+
+def test_the_job_workers_validate() -> None:
+    """The worker Deployment against Kubernetes' schema; KEDA's objects against the KEDA fields they use."""
+    docs = render("jobs", folder="k8s")
+    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Deployment", "ScaledObject", "TriggerAuthentication"]
+    schema = json.loads((PROJECT_ROOT / "tests/deploy/schemas/keda-v1alpha1.json").read_text())
+    for doc in docs:
+        if doc["apiVersion"].startswith("keda.sh/"):
+            jsonschema.validate(doc, schema)
+        else:
+            kubernetes_validate.validate(doc, "1.32.0", strict=True)
+
+
+def test_the_workers_run_the_worker_command_and_scale_on_the_job_table() -> None:
+    objects = by_kind(render("jobs", folder="k8s"))
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "service", "worker"]
+    settings = {f"EMOTION_{name.upper()}" for name in Settings.model_fields}
+    assert set(objects["ConfigMap"]["data"]) <= settings
+    assert {e["name"] for e in container["env"] if e["name"].startswith("EMOTION_")} <= settings
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    scaled = objects["ScaledObject"]["spec"]
+    assert scaled["scaleTargetRef"]["name"] == objects["Deployment"]["metadata"]["name"]
+    (trigger,) = scaled["triggers"]
+    assert trigger["authenticationRef"]["name"] == objects["TriggerAuthentication"]["metadata"]["name"]
+    # The trigger's query runs on the schema the service migrates, and counts the work waiting.
+    with postgres_server() as url:
+        engine = open_database(url)
+        with engine.begin() as connection:
+            assert connection.execute(text(trigger["metadata"]["query"])).scalar() == 0
+        engine.dispose()
