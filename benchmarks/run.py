@@ -1,6 +1,6 @@
 """Measure the service against its own limits, all in one run so the ratios hold on a noisy machine.
 
-    python -m benchmarks.run [--soak-requests 10000] [--quick] [--only models video streams batch]
+    python -m benchmarks.run [--soak-requests 10000] [--quick] [--only models video streams batch jobs]
 
 Writes benchmarks/results.json and benchmarks/results.md, and puts the table into docs/benchmarks.md.
 """
@@ -26,6 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.batch import bench_batch
+from benchmarks.jobs import bench_jobs
 from benchmarks.media import bench_models, bench_streams, bench_video
 from service.config import PROJECT_ROOT, Settings
 from service.inference.detector import OnnxRuntimeRunner, OpenCvRunner
@@ -291,6 +292,15 @@ def media_markdown(results: dict) -> list[str]:
             f"start included), the in-process pipeline {batch['in_process_images_per_s']} images/s on the same "
             f"{batch['cores']} cores: **{batch['batch_vs_in_process']}** of the in-process rate (target ≥ 0.8).",
         ]
+    if jobs := results.get("jobs"):
+        lines += [
+            "",
+            f"- Jobs, {jobs['clips']} clips ({jobs['clip']}) submitted at once to {jobs['replicas']} replicas on one "
+            f"PostgreSQL, {jobs['workers_per_replica']} workers each: {jobs['succeeded']} succeeded "
+            f"({jobs['retried']} retried), {jobs['jobs_per_s']} jobs/s against {jobs['sync_clips_per_s']} clips/s "
+            f"through /v1/video on the same replicas: **{jobs['jobs_vs_sync']}** (target ≥ 0.9). Time queued: "
+            f"p50 {jobs['queue_s_p50']} s, p95 {jobs['queue_s_p95']} s, max {jobs['queue_s_max']} s.",
+        ]
     return lines
 
 
@@ -300,7 +310,10 @@ def main() -> None:
     parser.add_argument("--soak-requests", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="small budgets, to check the script itself")
     parser.add_argument(
-        "--only", nargs="+", choices=["models", "video", "streams", "batch"], help="measure these again, keep the rest"
+        "--only",
+        nargs="+",
+        choices=["models", "video", "streams", "batch", "jobs"],
+        help="measure these again, keep the rest",
     )
     args = parser.parse_args()
     if args.only:
@@ -337,7 +350,7 @@ def main() -> None:
         "batching": bench_batching(classifier, crops),
     }
     results["http"] = bench_http(pipeline, scenes, 300 if args.quick else args.soak_requests, args.quick)
-    results.update(measure_media(args.data, ["models", "video", "streams", "batch"]))
+    results.update(measure_media(args.data, ["models", "video", "streams", "batch", "jobs"]))
     one_face = results["pipeline"][0]
     results["ratios"] = {
         "http_vs_pipeline": round(
@@ -361,6 +374,8 @@ def measure_media(data: Path, sections: list[str]) -> dict:
         measured["streams"] = bench_streams() + bench_streams(model="emotion-fast")
     if "batch" in sections:
         measured["batch"] = bench_batch(data)
+    if "jobs" in sections:
+        measured["jobs"] = bench_jobs()
     return measured
 
 

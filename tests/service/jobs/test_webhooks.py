@@ -14,12 +14,14 @@ from service.jobs.database import utcnow
 from service.jobs.webhooks import (
     Attempt,
     UnsafeTarget,
+    WebhookSender,
     check_url,
     next_attempt,
     safe_address,
     secret_keys,
     signature_header,
 )
+from tests.helpers.webhook_receiver import webhook_receiver
 
 OLD = "whsec_" + base64.b64encode(b"the secret being rotated out....").decode()
 NEW = "whsec_" + base64.b64encode(b"the secret rotated in, 32 bytes.").decode()
@@ -66,3 +68,12 @@ def test_public_addresses_pass_and_urls_must_be_plain_http() -> None:
     for url in ("ftp://example.com/x", "https://user:pass@example.com/x", "http:///nohost", "javascript:alert(1)"):
         with pytest.raises(UnsafeTarget):
             check_url(url)
+
+
+def test_a_delivery_to_a_private_address_is_refused_at_send_time() -> None:
+    """The address is checked when each attempt is made, not only at submission (DNS rebinding)."""
+    with webhook_receiver() as receiver:
+        refused = WebhookSender(NEW, allow_private=False, timeout_s=5).send(receiver.url, "msg_1", "{}")
+        allowed = WebhookSender(NEW, allow_private=True, timeout_s=5).send(receiver.url, "msg_1", "{}")
+    assert (refused.status, refused.delivered) == (None, False)
+    assert (allowed.status, allowed.delivered) == (200, True) and len(receiver.deliveries) == 1
