@@ -33,7 +33,9 @@ class Landmarks(BaseModel):
 
 
 class EmotionScores(BaseModel):
-    """Probabilities of the seven FER-2013 emotions; they sum to 1."""
+    """Probabilities of the seven FER-2013 emotions; they sum to 1. An estimate of the face's visible
+    expression, not of what the person feels; not for decisions about individuals (employment,
+    education, law enforcement, credit)."""
 
     angry: float
     disgust: float
