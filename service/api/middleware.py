@@ -77,16 +77,25 @@ class RequestContextMiddleware:
                 message = "internal error; quote the request id when reporting it"
                 await send_error(send_with_id, 500, "internal_error", message, request_id)
         finally:
-            # A matched route counts under its template (/v1/jobs/{job_id}); files under a mount under the
-            # mount's prefix; anything else shares one label. Cardinality stays bounded.
-            route = scope.get("route")
-            path = getattr(route, "path", None) or scope.get("root_path") or "unmatched"
+            path = route_template(scope)
             elapsed = time.perf_counter() - started
             method = scope["method"] if scope["method"] in STANDARD_METHODS else "other"
             self.metrics.requests.labels(path, method, str(status)).inc()
             self.metrics.request_seconds.labels(path).observe(elapsed)
             log.info("%s %s %d %.1fms", method, path, status, elapsed * 1000)
             request_id_var.reset(token)
+
+
+def route_template(scope: Scope) -> str:
+    """The label of a request: its route's template with the router's prefix (/v1/jobs/{job_id}), a mount's
+    prefix for files under it, or one shared label for anything else. Cardinality stays bounded."""
+    route_path = getattr(scope.get("route"), "path_format", None)
+    if route_path is None:
+        return scope.get("root_path") or "unmatched"
+    # The route knows its own part; the path's leading segments before it are the include prefix.
+    tail = route_path.count("/")
+    prefix = "/".join(scope["path"].split("/")[:-tail])
+    return prefix + route_path
 
 
 def draining(scope: Scope) -> bool:
