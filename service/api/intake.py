@@ -16,9 +16,10 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import send_error
+from service.api.errors import ApiError, as_api_error, send_error
+from service.api.security import unauthorized
 from service.ops.access import key_is_valid
-from service.ops.admission import RETRY_AFTER_OVERLOADED
+from service.ops.admission import RETRY_AFTER_OVERLOADED, Overloaded
 
 
 class BodyBudget:
@@ -67,8 +68,9 @@ class IntakeMiddleware:
         if scope["method"] == "POST" and scope["path"] in self.upload_routes:
             refusal = early_refusal(scope, headers)
             if refusal is not None:
-                status, code, message, extra = refusal
-                await send_error(send, status, code, message, request_id(scope), extra)
+                await send_error(
+                    send, refusal.status, refusal.code, refusal.message, request_id(scope), refusal.headers
+                )
                 return
         limit = self.route_body_limits.get(scope["path"], self.max_body_bytes)
         declared = headers.get("content-length", "")
@@ -88,15 +90,18 @@ def request_id(scope: Scope) -> str | None:
     return scope.get("state", {}).get("request_id")
 
 
-def early_refusal(scope: Scope, headers: Headers) -> tuple[int, str, str, dict[str, str]] | None:
-    """A 401 or 503 the headers already decide, or None."""
+def early_refusal(scope: Scope, headers: Headers) -> ApiError | None:
+    """The 401 or 503 the headers already decide (the route's own checks, made early), or None."""
     state = scope["app"].state
     keys = state.api_keys
     if keys and not key_is_valid(headers.get("x-api-key"), keys):
-        return 401, "unauthorized", "a valid X-API-Key header is required", {"WWW-Authenticate": "ApiKey"}
+        return unauthorized()
     runtime = getattr(state, "runtime", None)
-    if runtime is not None and runtime.admission.active >= runtime.admission.limit:
-        return 503, "overloaded", "the service is at capacity; retry shortly", {"Retry-After": RETRY_AFTER_OVERLOADED}
+    try:
+        if runtime is not None:
+            runtime.admission.check()
+    except Overloaded as full:
+        return as_api_error(full)
     return None
 
 

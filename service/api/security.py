@@ -21,6 +21,9 @@ async def require_api_key(request: Request, presented: Annotated[str | None, Sec
     """A route dependency; does nothing when no keys are configured. Async: it never blocks."""
     keys = request.app.state.api_keys
     if keys and not key_is_valid(presented, keys):
-        raise ApiError(
-            401, "unauthorized", "a valid X-API-Key header is required", headers={"WWW-Authenticate": "ApiKey"}
-        )
+        raise unauthorized()
+
+
+def unauthorized() -> ApiError:
+    """The one answer to a missing or wrong key, wherever it is checked."""
+    return ApiError(401, "unauthorized", "a valid X-API-Key header is required", headers={"WWW-Authenticate": "ApiKey"})
