@@ -43,6 +43,12 @@ class Jobs:
     settings: Settings
     metrics: Metrics
 
+    def drop_media(self, job: Job) -> None:
+        """A job has ended (or was cancelled): its upload goes. Blocking: run it off the event loop."""
+        if job.media:
+            self.media.delete(job.media)
+            self.store.media_done(job.id)
+
 
 def open_jobs(settings: Settings, metrics: Metrics) -> Jobs:
     """The job store (migrated) and the media store the settings name. Blocking: run it off the event loop."""
@@ -92,7 +98,7 @@ class JobWorker:
         finished = await asyncio.to_thread(self.jobs.store.finish, job.id, self.name, result, error)
         if finished is None:
             return
-        await asyncio.to_thread(self._drop_media, job)
+        await asyncio.to_thread(self.jobs.drop_media, job)
         self.jobs.metrics.jobs.labels(finished.status).inc()
         self.jobs.metrics.job_run_seconds.observe((finished.finished_at - finished.started_at).total_seconds())
 
@@ -135,11 +141,6 @@ class JobWorker:
             self.runtime, emotion, clip, (options["fps"], options["smoothing"]), job.filename, job.id, True
         )
         return (await answer.response()).model_dump_json()
-
-    def _drop_media(self, job: Job) -> None:
-        if job.media:
-            self.jobs.media.delete(job.media)
-            self.jobs.store.media_done(job.id)
 
 
 class WebhookDispatcher:

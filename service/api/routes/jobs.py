@@ -104,7 +104,6 @@ def first(*values):
     },
 )
 async def submit(
-    request: Request,
     response: Response,
     runtime: ReadyRuntimeDep,
     jobs: JobsDep,
@@ -244,7 +243,6 @@ async def cancel_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JSONRespons
     if job is None:
         raise ApiError(404, "not_found", "no such job")
     if job.status == "cancelled" and job.media:
-        await asyncio.to_thread(jobs.media.delete, job.media)
-        await asyncio.to_thread(jobs.store.media_done, job.id)
+        await asyncio.to_thread(jobs.drop_media, job)
         jobs.metrics.jobs.labels("cancelled").inc()
     return JSONResponse(job_status(job).model_dump(mode="json"))
