@@ -19,11 +19,10 @@ from service.api.routes import annotate, demo, ops, predict, stream, video
 from service.api.routes import jobs as jobs_routes
 from service.api.security import require_api_key
 from service.config import Settings, get_settings
-from service.jobs.worker import JobRunner, open_jobs
+from service.jobs.worker import serving
 from service.ops.allocator import use_one_malloc_arena
 from service.ops.metrics import Metrics
 from service.ops.shutdown import Drain
-from service.runtime import load_runtime, warm_up
 
 # Routes that take uploads: their key and the service's capacity are checked before their body is read.
 UPLOAD_ROUTES = {"/v1/predict", "/predict", "/v1/annotate", "/v1/video", "/v1/jobs"}
@@ -46,22 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = load_runtime(settings, metrics)
-        app.state.runtime = runtime
-        await asyncio.to_thread(warm_up, runtime)
-        for served in runtime.emotion_models.values():
-            served.batcher.start()
-        app.state.jobs = jobs = await asyncio.to_thread(open_jobs, settings, metrics)
-        runner = JobRunner(jobs, runtime, settings.job_workers)
-        runner.start()
-        runtime.set_ready(True)
-        Drain(runtime, asyncio.get_running_loop()).install()
-        yield
-        runtime.set_ready(False)
-        await runtime.streams.close_all(settings.shutdown_timeout_s)
-        await runner.stop(settings.shutdown_timeout_s)
-        for served in runtime.emotion_models.values():
-            served.batcher.stop()
+        async with serving(settings, metrics, settings.job_workers) as (runtime, jobs):
+            app.state.runtime, app.state.jobs = runtime, jobs
+            runtime.set_ready(True)
+            Drain(runtime, asyncio.get_running_loop()).install()
+            yield
+            runtime.set_ready(False)
+            await runtime.streams.close_all(settings.shutdown_timeout_s)
 
     app = FastAPI(
         title="Emotion recognition service",

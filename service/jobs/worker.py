@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ from service.jobs.store import JobStore
 from service.jobs.webhooks import WebhookSender, next_attempt
 from service.ops.admission import Overloaded
 from service.ops.metrics import Metrics
-from service.runtime import Runtime
+from service.runtime import Runtime, load_runtime, warm_up
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 15.0
@@ -195,6 +195,26 @@ async def keep_running(step: Callable[[], Awaitable[bool]], stopping: asyncio.Ev
         if not busy:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), idle_s)
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, metrics: Metrics, workers: int) -> AsyncIterator[tuple[Runtime, Jobs]]:
+    """Models loaded and warmed, their batchers and `workers` job workers running; on exit the workers
+    finish the jobs in hand (up to the shutdown timeout), then the batchers stop. The API's lifespan and
+    `python -m service worker` both run inside this."""
+    runtime = load_runtime(settings, metrics)
+    await asyncio.to_thread(warm_up, runtime)
+    for served in runtime.emotion_models.values():
+        served.batcher.start()
+    jobs = await asyncio.to_thread(open_jobs, settings, metrics)
+    runner = JobRunner(jobs, runtime, workers)
+    runner.start()
+    try:
+        yield runtime, jobs
+    finally:
+        await runner.stop(settings.shutdown_timeout_s)
+        for served in runtime.emotion_models.values():
+            served.batcher.stop()
 
 
 class JobRunner:
