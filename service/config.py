@@ -133,6 +133,21 @@ class Settings(BaseSettings):
     )
     webhook_timeout_s: float = Field(10.0, gt=0, description="How long one webhook attempt waits for an answer.")
 
+    # Audience studies (/v1/studies)
+    study_session_fps: float = Field(
+        5.0, ge=1, le=30, description="Frames analysed per second of a viewer's recording."
+    )
+    study_min_presence: float = Field(
+        0.5, ge=0, le=1, description="A session is excluded when its face is found in less of the stimulus than this."
+    )
+    study_max_yaw_deg: float = Field(
+        30.0, gt=0, le=90, description="Attentive: the face turned at most this far aside."
+    )
+    study_max_pitch_deg: float = Field(30.0, gt=0, le=90, description="Attentive: tilted at most this far up or down.")
+    study_bootstrap_resamples: int = Field(
+        1000, ge=1000, le=20000, description="Resamples of the viewers behind every bootstrap interval."
+    )
+
     # Tracking (video and live streams)
     track_max_gap_s: float = Field(
         1.0, ge=0, description="A track ends when its face has been missing for longer than this, in seconds."

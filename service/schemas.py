@@ -46,9 +46,18 @@ class EmotionScores(BaseModel):
     neutral: float
 
 
+class HeadPose(BaseModel):
+    """Degrees, estimated from the five landmarks: yaw and roll within a few degrees, pitch roughly."""
+
+    yaw: float = Field(description="Positive when the face turns toward the image's right.")
+    pitch: float = Field(description="Positive when the face tilts up.")
+    roll: float = Field(description="Positive when the face leans clockwise in the image.")
+
+
 class Face(BaseModel):
     box: Box
     landmarks: Landmarks
+    head_pose: HeadPose | None = Field(None, description="Null when the landmarks are degenerate.")
     detection_score: float = Field(ge=0, le=1)
     emotions: EmotionScores
     dominant_emotion: Emotion
@@ -193,7 +202,7 @@ class JobError(BaseModel):
 class JobStatus(BaseModel):
     job_id: str
     status: JobState
-    kind: Literal["video", "photo"]
+    kind: Literal["video", "photo", "session"] = Field(description="session: a viewer's recording in a study.")
     tag: str | None = None
     created_at: datetime
     started_at: datetime | None = None
@@ -202,7 +211,9 @@ class JobStatus(BaseModel):
     error: JobError | None = None
     webhook: JobWebhook | None = None
     result: dict[str, Any] | None = Field(
-        None, description="Once succeeded: the body /v1/video or /v1/predict returns for the same input and options."
+        None,
+        description="Once succeeded: the body /v1/video or /v1/predict returns for the same input and options; for "
+        "a session, its study, session and status.",
     )
     links: Links
 

@@ -15,7 +15,7 @@ from service import __version__
 from service.api.errors import install_error_handlers
 from service.api.intake import BodyBudget, IntakeMiddleware
 from service.api.middleware import RequestContextMiddleware
-from service.api.routes import annotate, demo, ops, predict, stream, video
+from service.api.routes import annotate, demo, ops, predict, stream, studies, video
 from service.api.routes import jobs as jobs_routes
 from service.api.security import require_api_key
 from service.config import Settings, get_settings
@@ -23,9 +23,13 @@ from service.jobs.worker import serving
 from service.ops.allocator import use_one_malloc_arena
 from service.ops.metrics import Metrics
 from service.ops.shutdown import Drain
+from service.studies.sessions import JOB_KINDS
 
 # Routes that take uploads: their key and the service's capacity are checked before their body is read.
-UPLOAD_ROUTES = {"/v1/predict", "/predict", "/v1/annotate", "/v1/video", "/v1/jobs"}
+UPLOAD_ROUTES = {"/v1/predict", "/predict", "/v1/annotate", "/v1/video", "/v1/jobs", "/v1/studies/{study_id}/sessions"}
+
+# Routes that take clips, whose bodies may be as large as a clip.
+CLIP_UPLOAD_ROUTES = ("/v1/video", "/v1/jobs", "/v1/studies/{study_id}/sessions")
 
 
 def video_body_limit(settings: Settings) -> int:
@@ -45,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with serving(settings, metrics, settings.job_workers) as (runtime, jobs):
+        async with serving(settings, metrics, settings.job_workers, JOB_KINDS) as (runtime, jobs):
             app.state.runtime, app.state.jobs = runtime, jobs
             runtime.set_ready(True)
             Drain(runtime, asyncio.get_running_loop()).install()
@@ -76,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         IntakeMiddleware,
         max_body_bytes=settings.max_request_bytes,
-        route_body_limits={"/v1/video": video_body_limit(settings), "/v1/jobs": video_body_limit(settings)},
+        route_body_limits={route: video_body_limit(settings) for route in CLIP_UPLOAD_ROUTES},
         upload_routes=UPLOAD_ROUTES,
         budget=BodyBudget(settings.max_buffered_body_bytes),
         body_timeout_s=settings.request_body_timeout_s,
@@ -90,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(annotate.router, prefix="/v1", dependencies=keyed)
     app.include_router(video.router, prefix="/v1", dependencies=keyed)
     app.include_router(jobs_routes.router, prefix="/v1", dependencies=keyed)
+    app.include_router(studies.router, prefix="/v1", dependencies=keyed)
     app.include_router(stream.router, prefix="/v1")  # checks its own keys: see service.api.routes.stream
     app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")

@@ -1,4 +1,5 @@
-"""Route dependencies: the process runtime, and a guard that it is ready to serve.
+"""Route dependencies: the process runtime, a guard that it is ready to serve, the job store, and whose
+jobs and studies a request may see.
 
 They are `async def` because they never block: FastAPI runs a plain `def` dependency in its thread
 pool, a thread hand-off on every request for nothing.
@@ -6,11 +7,14 @@ pool, a thread hand-off on every request for nothing.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
 from service.api.errors import ApiError
+from service.api.security import api_key_header
+from service.jobs.worker import Jobs
 from service.runtime import Runtime, ServedModel
 
 RETRY_AFTER_SECONDS = "5"
@@ -46,3 +50,24 @@ async def get_emotion_model(
 
 
 EmotionModelDep = Annotated[ServedModel, Depends(get_emotion_model)]
+
+
+async def get_jobs(request: Request) -> Jobs:
+    return request.app.state.jobs
+
+
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+
+
+def owner_of(request: Request, presented: str | None) -> str:
+    """Whose jobs these are: a digest of the API key, or "-" when the service has no keys."""
+    if not request.app.state.api_keys:
+        return "-"
+    return hashlib.sha256((presented or "").encode(errors="surrogatepass")).hexdigest()[:32]
+
+
+async def get_owner(request: Request, presented: Annotated[str | None, Depends(api_key_header)]) -> str:
+    return owner_of(request, presented)
+
+
+OwnerDep = Annotated[str, Depends(get_owner)]

@@ -10,6 +10,7 @@ unauthenticated uploads cannot fill the memory.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 from starlette.datastructures import Headers
@@ -39,6 +40,17 @@ class BodyBudget:
         self.used -= count
 
 
+class PathTemplates:
+    """Route templates such as /v1/studies/{study_id}/sessions, matched here, before the router runs."""
+
+    def __init__(self, templates: set[str]) -> None:
+        self.patterns = [(t, re.compile("^" + re.sub(r"\\{[^}/]+\\}", "[^/]+", t) + "$")) for t in sorted(templates)]
+
+    def match(self, path: str) -> str | None:
+        """The template the path fits, or None."""
+        return next((template for template, pattern in self.patterns if pattern.match(path)), None)
+
+
 class RefusedBody(HTTPException):
     """Raised from `receive`, so the app's own JSON error handler answers it."""
 
@@ -55,8 +67,8 @@ class IntakeMiddleware:
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.route_body_limits = route_body_limits  # paths whose bodies may be larger (or smaller)
-        self.upload_routes = upload_routes  # checked for a key and for capacity before their body
+        self.route_body_limits = route_body_limits  # templates whose bodies may be larger (or smaller)
+        self.upload_routes = PathTemplates(upload_routes)  # checked for a key and for capacity before their body
         self.budget = budget
         self.body_timeout_s = body_timeout_s
 
@@ -65,14 +77,15 @@ class IntakeMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if scope["method"] == "POST" and scope["path"] in self.upload_routes:
+        upload = self.upload_routes.match(scope["path"])
+        if scope["method"] == "POST" and upload is not None:
             refusal = early_refusal(scope, headers)
             if refusal is not None:
                 await send_error(
                     send, refusal.status, refusal.code, refusal.message, request_id(scope), refusal.headers
                 )
                 return
-        limit = self.route_body_limits.get(scope["path"], self.max_body_bytes)
+        limit = self.route_body_limits.get(upload, self.max_body_bytes)
         declared = headers.get("content-length", "")
         # A declared length over the limit is refused before a byte of the body is read.
         if declared.isdigit() and int(declared) > limit:

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from service.inference.detector import Detection
+from service.inference.head_pose import head_pose
 from service.inference.model_store import StoredModel
 from service.inference.pipeline import AnalysedImage
-from service.schemas import Box, EmotionScores, Face, ImageResult, Landmarks, ModelRef, Point
+from service.schemas import Box, EmotionScores, Face, HeadPose, ImageResult, Landmarks, ModelRef, Point
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 MAX_FILENAME_CHARS = 255
@@ -35,9 +36,13 @@ def face_result(detection: Detection, probs: list[float], classes: tuple[str, ..
     points = {
         n: Point(x=round(float(x), 1), y=round(float(y), 1)) for n, (x, y) in zip(LANDMARK_NAMES, detection.landmarks)
     }
+    pose = head_pose(detection.landmarks)
     return Face(
         box=Box(x=x1, y=y1, width=round(x2 - x1, 1), height=round(y2 - y1, 1)),
         landmarks=Landmarks(**points),
+        head_pose=None
+        if pose is None
+        else HeadPose(yaw=round(pose[0], 1), pitch=round(pose[1], 1), roll=round(pose[2], 1)),
         detection_score=round(detection.score, 4),
         emotions=emotion_scores(probs, classes),
         dominant_emotion=classes[max(range(len(probs)), key=probs.__getitem__)],

@@ -13,6 +13,7 @@ import signal
 from service.config import Settings
 from service.jobs.worker import serving
 from service.ops.metrics import Metrics
+from service.studies.sessions import JOB_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ async def run_workers(settings: Settings) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
     workers = max(1, settings.job_workers)
-    async with serving(settings, Metrics(), workers) as (runtime, _):
+    async with serving(settings, Metrics(), workers, JOB_KINDS) as (runtime, _):
         runtime.set_ready(True)
         log.info("job workers running: %d", workers)
         await stop.wait()

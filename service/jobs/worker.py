@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -58,13 +58,25 @@ def open_jobs(settings: Settings, metrics: Metrics) -> Jobs:
     return Jobs(JobStore(open_database(url)), open_media_store(settings.media_store), settings, metrics)
 
 
+class JobRefused(Exception):
+    """A job that cannot be done as asked: it fails with this code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+# What answers a job of a kind other than "photo" and "video" (a study's session): its result's JSON.
+KindAnswer = Callable[[Runtime, Jobs, Job, bytes], Awaitable[str]]
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class JobWorker:
-    def __init__(self, jobs: Jobs, runtime: Runtime) -> None:
-        self.jobs, self.runtime = jobs, runtime
+    def __init__(self, jobs: Jobs, runtime: Runtime, kinds: Mapping[str, KindAnswer]) -> None:
+        self.jobs, self.runtime, self.kinds = jobs, runtime, kinds
         self.name = worker_name()
         self.settings = jobs.settings
 
@@ -121,7 +133,7 @@ class JobWorker:
                 return await self._answer(job, data), None
             except Overloaded:  # the process is full of synchronous work: wait, the lease is renewed
                 await asyncio.sleep(1)
-            except ImageRejected as rejection:
+            except (ImageRejected, JobRefused) as rejection:
                 return None, (rejection.code, rejection.message)
             except UnknownModel as unknown:
                 return None, ("unknown_model", unknown.message)
@@ -131,6 +143,8 @@ class JobWorker:
                 return None, ("timeout", "not finished within the time limit")
 
     async def _answer(self, job: Job, data: bytes) -> str:
+        if job.kind in self.kinds:
+            return await self.kinds[job.kind](self.runtime, self.jobs, job, data)
         options = job.options
         emotion = self.runtime.emotion(options.get("model"))
         if job.kind == "photo":
@@ -198,8 +212,11 @@ async def keep_running(step: Callable[[], Awaitable[bool]], stopping: asyncio.Ev
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings, metrics: Metrics, workers: int) -> AsyncIterator[tuple[Runtime, Jobs]]:
-    """Models loaded and warmed, their batchers and `workers` job workers running; on exit the workers
+async def serving(
+    settings: Settings, metrics: Metrics, workers: int, kinds: Mapping[str, KindAnswer]
+) -> AsyncIterator[tuple[Runtime, Jobs]]:
+    """Models loaded and warmed, their batchers and `workers` job workers (for photos, clips and the
+    given kinds) running; on exit the workers
     finish the jobs in hand (up to the shutdown timeout), then the batchers stop. The API's lifespan and
     `python -m service worker` both run inside this."""
     runtime = load_runtime(settings, metrics)
@@ -207,7 +224,7 @@ async def serving(settings: Settings, metrics: Metrics, workers: int) -> AsyncIt
     for served in runtime.emotion_models.values():
         served.batcher.start()
     jobs = await asyncio.to_thread(open_jobs, settings, metrics)
-    runner = JobRunner(jobs, runtime, workers)
+    runner = JobRunner(jobs, runtime, workers, kinds)
     runner.start()
     try:
         yield runtime, jobs
@@ -220,13 +237,13 @@ async def serving(settings: Settings, metrics: Metrics, workers: int) -> AsyncIt
 class JobRunner:
     """The loops of one process: its workers, the webhook dispatcher and the sweep."""
 
-    def __init__(self, jobs: Jobs, runtime: Runtime, workers: int) -> None:
-        self.jobs, self.runtime, self.workers = jobs, runtime, workers
+    def __init__(self, jobs: Jobs, runtime: Runtime, workers: int, kinds: Mapping[str, KindAnswer]) -> None:
+        self.jobs, self.runtime, self.workers, self.kinds = jobs, runtime, workers, kinds
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
 
     def start(self) -> None:
-        loops = [JobWorker(self.jobs, self.runtime).run(self.stopping) for _ in range(self.workers)]
+        loops = [JobWorker(self.jobs, self.runtime, self.kinds).run(self.stopping) for _ in range(self.workers)]
         every_s = min(SWEEP_EVERY_S, self.jobs.settings.job_retention_h * 3600 / 2)
         sweeping = keep_running(lambda: sweep(self.jobs), self.stopping, every_s)
         loops += [WebhookDispatcher(self.jobs).run(self.stopping), sweeping]

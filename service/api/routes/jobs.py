@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from service.answers import opened_clip
-from service.api.deps import ReadyRuntimeDep
+from service.api.deps import JobsDep, OwnerDep, ReadyRuntimeDep
 from service.api.errors import ApiError
 from service.api.routes.uploads import ERRORS
-from service.api.security import api_key_header
 from service.inference.errors import ImageRejected
 from service.inference.imaging import decode_image, sniff_container, sniff_format
 from service.inference.results import safe_filename
@@ -35,27 +34,6 @@ from service.video.decode import ACCEPTED as CLIP_FORMATS
 
 router = APIRouter(tags=["jobs"])
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such job for this API key."}}
-
-
-async def get_jobs(request: Request) -> Jobs:
-    return request.app.state.jobs
-
-
-JobsDep = Annotated[Jobs, Depends(get_jobs)]
-
-
-def owner_of(request: Request, presented: str | None) -> str:
-    """Whose jobs these are: a digest of the API key, or "-" when the service has no keys."""
-    if not request.app.state.api_keys:
-        return "-"
-    return hashlib.sha256((presented or "").encode(errors="surrogatepass")).hexdigest()[:32]
-
-
-async def get_owner(request: Request, presented: Annotated[str | None, Depends(api_key_header)]) -> str:
-    return owner_of(request, presented)
-
-
-OwnerDep = Annotated[str, Depends(get_owner)]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,163 @@
+"""The studies API's request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from service.schemas import ModelRef
+
+SessionState = Literal["queued", "analysed", "excluded", "failed"]
+Interval = tuple[float | None, float | None]
+
+
+class StudyEvent(BaseModel):
+    time_s: float = Field(ge=0, description="When it happens, in seconds from the stimulus's start.")
+    label: str = Field(min_length=1, max_length=256, description='For example "brand appears".')
+
+
+class StudyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=256)
+    stimulus_duration_s: float = Field(ge=1, le=3600, description="Length of the ad or stimulus every viewer watched.")
+    events: list[StudyEvent] = Field(default_factory=list, max_length=200)
+
+    @model_validator(mode="after")
+    def events_within_stimulus(self) -> StudyCreate:
+        if any(event.time_s > self.stimulus_duration_s for event in self.events):
+            raise ValueError("every event's time_s must fall within stimulus_duration_s")
+        return self
+
+
+class StudyInfo(BaseModel):
+    study_id: str
+    name: str
+    stimulus_duration_s: float
+    events: list[StudyEvent]
+    created_at: datetime
+    model: ModelRef | None = Field(None, description="The emotion model, pinned by the first session.")
+
+
+class StudyList(BaseModel):
+    studies: list[StudyInfo] = Field(description="Newest first.")
+
+
+class SessionAccepted(BaseModel):
+    session_id: str
+    job_id: str = Field(description="The analysis job: GET /v1/jobs/{job_id} follows it.")
+    status: SessionState
+
+
+class SessionInfo(BaseModel):
+    session_id: str
+    job_id: str
+    viewer: str | None = Field(None, description="The client's pseudonymous viewer id, as sent.")
+    offset_s: float
+    created_at: datetime
+    status: SessionState
+    reason: str | None = Field(None, description="Why the session was excluded or failed.")
+    presence: float | None = Field(None, description="Share of the stimulus's seconds with the viewer's face.")
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionInfo] = Field(description="In upload order.")
+
+
+class Exclusion(BaseModel):
+    session_id: str
+    reason: str
+
+
+class SessionCounts(BaseModel):
+    uploaded: int
+    analysed: int = Field(description="Sessions whose analysis finished, valid or excluded.")
+    valid: int = Field(description="Viewers who count: analysed and not excluded.")
+    excluded: list[Exclusion]
+
+
+class EmotionSecond(BaseModel):
+    mean: float | None = Field(description="Mean probability over the viewers with a face at that second.")
+    mean_ci: Interval = Field(description="95% bootstrap interval over viewers.")
+    share: float | None = Field(description="Share of those viewers at or above the threshold.")
+    share_ci: Interval = Field(description="95% Wilson interval.")
+
+
+class ReportSecond(BaseModel):
+    t: int = Field(description="Second of the stimulus: t to t + 1.")
+    n: int = Field(description="Valid viewers whose face was found at that second.")
+    attention: float | None = Field(description="Share of valid viewers whose face was found and turned to the screen.")
+    emotions: dict[str, EmotionSecond]
+    valence: float | None = Field(description="Mean of happy minus (angry + disgust + fear + sad), -1 to 1.")
+
+
+class PeakMoment(BaseModel):
+    t: int
+    share: float
+    t_ci: Interval = Field(description="95% bootstrap interval of when the peak happens.")
+
+
+class Moment(BaseModel):
+    t: int
+    share: float
+
+
+class EmotionSummary(BaseModel):
+    ever_share: float | None = Field(description="Share of valid viewers at or above the threshold at any second.")
+    ever_share_ci: Interval
+    avg_share: float | None = Field(description="The share, averaged over the stimulus's seconds.")
+    peak: PeakMoment | None
+    trough: Moment | None
+    ending: float | None = Field(description="The share at the last second.")
+
+
+class BestMoment(PeakMoment):
+    emotion: str
+
+
+class AttentionDrop(BaseModel):
+    t: int = Field(description="The second at which attention falls most from the second before.")
+    before: float
+    after: float
+
+
+class StudyReport(BaseModel):
+    study_id: str
+    name: str
+    stimulus_duration_s: float
+    events: list[StudyEvent]
+    threshold: float
+    figures_version: str = Field(description="Changes whenever a figure's definition changes (docs/studies.md).")
+    models: dict[str, ModelRef] = Field(description="The models every trace of this study came from.")
+    sessions: SessionCounts
+    seconds: list[ReportSecond]
+    summary: dict[str, EmotionSummary]
+    best_moment: BestMoment | None = Field(description="The highest peak of a positive emotion (happy, surprise).")
+    attention_drop: AttentionDrop | None
+
+
+class DifferingSecond(BaseModel):
+    t: int
+    difference: float = Field(description="Share in a minus share in b at that second.")
+    p_adjusted: float = Field(description="Permutation p-value, adjusted for testing every second.")
+
+
+class EmotionComparison(BaseModel):
+    ever_share: tuple[float | None, float | None] = Field(description="(a, b)")
+    ever_share_difference: float | None
+    ever_share_ci: Interval
+    ever_share_p: float | None = Field(description="Two-proportion z-test, two-sided.")
+    mean: tuple[float | None, float | None] = Field(description="Mean per-viewer probability (a, b).")
+    mean_difference: float | None
+    mean_ci: Interval = Field(description="95% bootstrap interval over viewers of each study.")
+    mean_p: float | None = Field(description="Mann-Whitney U test on per-viewer means, two-sided.")
+    differing_seconds: list[DifferingSecond]
+
+
+class StudyComparison(BaseModel):
+    a: str
+    b: str
+    viewers: tuple[int, int]
+    threshold: float
+    figures_version: str
+    emotions: dict[str, EmotionComparison]

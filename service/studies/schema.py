@@ -1,0 +1,42 @@
+"""The study tables, in the job store's database: a study, and one row per viewer's session holding
+only that viewer's per-second trace (never the recording, never a face)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.jobs.schema import Base
+
+QUEUED, ANALYSED, EXCLUDED, FAILED = "queued", "analysed", "excluded", "failed"
+
+
+class Study(Base):
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    stimulus_duration_s: Mapped[float] = mapped_column(Float)
+    events: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+    # Pinned by the first session: every trace of a study comes from the same model version.
+    model_name: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+
+
+class StudySession(Base):
+    __tablename__ = "study_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(32), ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(String(32))
+    viewer: Mapped[str | None] = mapped_column(String(256))
+    offset_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    # Set once analysed: "analysed" or "excluded" (with the reason), or "failed" by the analysis itself.
+    status: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    trace: Mapped[dict | None] = mapped_column(JSON)

@@ -1,0 +1,169 @@
+"""Studies and their sessions in the job store's database (SQLite, or PostgreSQL for replicas), so a
+report computed after a restart, or on another replica, is the same report."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.jobs.database import utcnow
+from service.jobs.schema import FINISHED, Job
+from service.studies.models import StudyCreate
+from service.studies.schema import FAILED, QUEUED, Study, StudySession
+from service.studies.trace import Trace
+
+T = TypeVar("T")
+
+
+class ModelPinned(Exception):
+    """The study's traces come from another model (name or version) than this session would use."""
+
+    def __init__(self, pinned: tuple[str, str]) -> None:
+        super().__init__(f"this study's sessions are analysed with {pinned[0]}/{pinned[1]}")
+        self.pinned = pinned
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A session as clients see it: its state follows its analysis job until a trace is recorded."""
+
+    id: str
+    job_id: str
+    viewer: str | None
+    offset_s: float
+    created_at: datetime
+    status: str
+    reason: str | None
+    trace: Trace | None
+    models: dict | None
+
+
+class StudyStore:
+    def __init__(self, engine: Engine) -> None:
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def create(self, owner: str, new: StudyCreate) -> Study:
+        study = Study(
+            id=uuid.uuid4().hex,
+            owner=owner,
+            name=new.name,
+            stimulus_duration_s=new.stimulus_duration_s,
+            events=[event.model_dump() for event in new.events],
+            created_at=utcnow(),
+        )
+        with self.sessions.begin() as session:
+            session.add(study)
+        return study
+
+    def get(self, owner: str, study_id: str) -> Study | None:
+        with self.sessions() as session:
+            return session.scalars(select(Study).where(Study.id == study_id, Study.owner == owner)).first()
+
+    def all(self, owner: str) -> list[Study]:
+        with self.sessions() as session:
+            query = select(Study).where(Study.owner == owner).order_by(Study.created_at.desc(), Study.id)
+            return list(session.scalars(query))
+
+    def delete(self, owner: str, study_id: str) -> list[str] | None:
+        """Delete a study and every trace; its sessions' job ids (to cancel), or None if there is no such study."""
+        with self.sessions.begin() as session:
+            study = session.scalars(select(Study).where(Study.id == study_id, Study.owner == owner)).first()
+            if study is None:
+                return None
+            job_ids = list(session.scalars(select(StudySession.job_id).where(StudySession.study_id == study_id)))
+            session.execute(delete(StudySession).where(StudySession.study_id == study_id))
+            session.delete(study)
+            return job_ids
+
+    def pin_model(self, study_id: str, model: tuple[str, str]) -> None:
+        """Pin the study to this model if it has none yet; ModelPinned if it has another."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Study)
+                .where(Study.id == study_id, Study.model_name.is_(None))
+                .values(model_name=model[0], model_version=model[1])
+            )
+            study = session.get(Study, study_id)
+            pinned = (study.model_name, study.model_version)
+        if pinned != model:
+            raise ModelPinned(pinned)
+
+    def add_session(self, job: Job) -> StudySession | None:
+        """The session a session job stands for (its options name it); None if its study is gone."""
+        return self._retrying(lambda session: self._row(session, job))
+
+    def record(self, job: Job, status: str, reason: str | None, trace: dict | None) -> None:
+        """The analysis's outcome. The worker may get here before the upload's request has added the
+        session row, so the row is made here if missing; a study deleted meanwhile stays deleted."""
+
+        def write(session: Session) -> None:
+            row = self._row(session, job)
+            if row is not None:
+                row.status, row.reason, row.trace = status, reason, trace
+
+        self._retrying(write)
+
+    def _retrying(self, change: Callable[[Session], T]) -> T:
+        """Run a change in a transaction; once more if the request and the worker made the row at once."""
+        try:
+            with self.sessions.begin() as session:
+                return change(session)
+        except IntegrityError:
+            with self.sessions.begin() as session:
+                return change(session)
+
+    def _row(self, session: Session, job: Job) -> StudySession | None:
+        options = job.options
+        row = session.get(StudySession, options["session_id"])
+        if row is None and session.get(Study, options["study_id"]) is not None:
+            row = StudySession(
+                id=options["session_id"],
+                study_id=options["study_id"],
+                job_id=job.id,
+                viewer=options["viewer"],
+                offset_s=options["offset_s"],
+                created_at=job.created_at,
+            )
+            session.add(row)
+        return row
+
+    def views(self, study_id: str) -> list[SessionView]:
+        """Every session of a study in upload order, with its state."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(StudySession, Job.status, Job.error_message)
+                .outerjoin(Job, Job.id == StudySession.job_id)
+                .where(StudySession.study_id == study_id)
+                .order_by(StudySession.created_at, StudySession.id)
+            ).all()
+        return [session_view(row, job_status, job_error) for row, job_status, job_error in rows]
+
+
+def session_view(row: StudySession, job_status: str | None, job_error: str | None) -> SessionView:
+    status, reason = row.status, row.reason
+    if status is None:
+        if job_status is None:
+            status, reason = FAILED, "the analysis job expired before it finished"
+        elif job_status in FINISHED:
+            status, reason = FAILED, job_error or "the analysis did not finish"
+        else:
+            status = QUEUED
+    trace = Trace.from_json(row.trace) if row.trace else None
+    return SessionView(
+        id=row.id,
+        job_id=row.job_id,
+        viewer=row.viewer,
+        offset_s=row.offset_s,
+        created_at=row.created_at,
+        status=status,
+        reason=reason,
+        trace=trace,
+        models=row.trace.get("models") if row.trace else None,
+    )

@@ -1,0 +1,218 @@
+"""Audience studies end to end on a real service: synthetic viewers with a planted truth (real
+FER-2013 faces), the shared real clips as sessions, comparisons, restarts, and refusals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from tests.helpers.clips import clip_bytes
+from tests.helpers.data import videos_dir
+from tests.helpers.faces import fer_faces, jpeg
+from tests.helpers.live_service import LiveService, running_service
+from tests.helpers.postgres import postgres_server
+from tests.helpers.viewers import Viewer, screened_faces
+
+FAST = {"emotion_models": "emotion-fast", "default_emotion_model": "emotion-fast", "job_poll_s": 0.1}
+VIEWERS = 30
+SMILE = (5, 7)  # seconds 5 and 6 of the stimulus
+LEFT = (2, 4)  # three viewers leave the frame in seconds 2 and 3
+EXCLUDED = {21: "face found in 30%", 22: "the recording ends 4.0 s before"}
+
+
+def settings_for(folder: Path, database_url: str | None = None) -> dict:
+    return {
+        "database_url": database_url or f"sqlite:///{folder / 'jobs.db'}",
+        "media_store": str(folder / "media"),
+        **FAST,
+    }
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("studies")
+
+
+@pytest.fixture(scope="module")
+def service(folder: Path) -> Iterator[LiveService]:
+    with running_service(**settings_for(folder)) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def faces(service: LiveService) -> dict[str, list[np.ndarray]]:
+    return {"happy": screened_faces(service.base, "happy", 36), "neutral": screened_faces(service.base, "neutral", 60)}
+
+
+def planted_viewers(faces: dict, smiling: int) -> list[Viewer]:
+    """30 viewers: the first `smiling` smile in SMILE; viewers 18 to 20 leave in LEFT; 21 is mostly away and
+    22's recording is 4 s short (both excluded)."""
+    viewers = []
+    for i in range(VIEWERS):
+        away = LEFT if 18 <= i <= 20 else (1, 8) if i == 21 else None
+        happy = faces["happy"][i] if i < smiling else None
+        viewers.append(
+            Viewer(faces["neutral"][i], happy, SMILE if happy is not None else None, away, 6 if i == 22 else 10)
+        )
+    return viewers
+
+
+def run_study(base: str, viewers: list[Viewer], folder: Path, name: str, seed: int = 0) -> str:
+    study = httpx.post(
+        f"{base}/v1/studies",
+        json={"name": name, "stimulus_duration_s": 10, "events": [{"time_s": 5, "label": "brand appears"}]},
+    )
+    assert study.status_code == 201, study.text
+    study_id = study.json()["study_id"]
+    for i, viewer in enumerate(viewers):
+        recording = viewer.recording(folder / f"{name}-{i}.mp4", seed + i)
+        sent = httpx.post(
+            f"{base}/v1/studies/{study_id}/sessions", files={"file": ("rec.mp4", recording)}, data={"viewer": f"p{i}"}
+        )
+        assert sent.status_code == 202, sent.text
+    wait_for_sessions(base, study_id)
+    return study_id
+
+
+def wait_for_sessions(base: str, study_id: str) -> list[dict]:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        sessions = httpx.get(f"{base}/v1/studies/{study_id}/sessions").json()["sessions"]
+        if all(s["status"] != "queued" for s in sessions):
+            return sessions
+        time.sleep(0.3)
+    raise AssertionError("sessions still queued")
+
+
+@pytest.fixture(scope="module")
+def planted(service: LiveService, faces: dict, folder: Path) -> str:
+    return run_study(service.base, planted_viewers(faces, smiling=18), folder, "ad-a")
+
+
+def test_the_report_finds_the_planted_moment_share_exclusions_and_attention_drop(
+    service: LiveService, planted: str, folder: Path
+) -> None:
+    report = httpx.get(f"{service.base}/v1/studies/{planted}/report").json()
+    sessions = report["sessions"]
+    assert (sessions["uploaded"], sessions["analysed"], sessions["valid"]) == (30, 30, 28)
+    reasons = sorted(e["reason"] for e in sessions["excluded"])
+    assert reasons[0].startswith(EXCLUDED[21]) and reasons[1].startswith(EXCLUDED[22])
+    best = report["best_moment"]
+    assert best["emotion"] == "happy" and SMILE[0] - 1 <= best["t"] <= SMILE[1]
+    planted_share = 18 / 28
+    for t in range(*SMILE):
+        low, high = report["seconds"][t]["emotions"]["happy"]["share_ci"]
+        assert low <= planted_share <= high
+    assert all(s["emotions"]["happy"]["share"] < 0.1 for s in report["seconds"] if not SMILE[0] <= s["t"] < SMILE[1])
+    assert (
+        report["summary"]["happy"]["ever_share_ci"][0]
+        <= planted_share
+        <= report["summary"]["happy"]["ever_share_ci"][1]
+    )
+    drop = report["attention_drop"]
+    assert drop["t"] == LEFT[0] and drop["before"] - drop["after"] >= 2 / 28
+    assert [s["n"] for s in report["seconds"]][LEFT[0]] <= 25
+    assert report["models"]["emotion"]["name"] == "emotion-fast" and report["figures_version"]
+    # Only traces are kept: every recording was deleted when its job ended.
+    assert not any(path.is_file() for path in (folder / "media").rglob("*"))
+
+
+def test_the_report_as_csv_picture_and_viewers(service: LiveService, planted: str) -> None:
+    rows = list(csv.DictReader(io.StringIO(httpx.get(f"{service.base}/v1/studies/{planted}/report.csv").text)))
+    assert [int(r["t"]) for r in rows] == list(range(10)) and float(rows[5]["happy_share"]) > 0.5
+    viewers = list(csv.DictReader(io.StringIO(httpx.get(f"{service.base}/v1/studies/{planted}/viewers.csv").text)))
+    assert len(viewers) == 30 and sum(v["status"] == "excluded" for v in viewers) == 2
+    assert sum(v["happy_reached"] == "1" for v in viewers if v["status"] == "analysed") >= 16
+    picture = httpx.get(f"{service.base}/v1/studies/{planted}/report.png")
+    assert picture.headers["content-type"] == "image/png"
+    assert cv2.imdecode(np.frombuffer(picture.content, np.uint8), cv2.IMREAD_COLOR).shape == (620, 1200, 3)
+
+
+def test_compare_finds_the_planted_difference_where_it_was_planted(
+    service: LiveService, planted: str, faces: dict, folder: Path
+) -> None:
+    fewer = run_study(service.base, planted_viewers(faces, smiling=6), folder, "ad-b", seed=100)
+    comparison = httpx.get(f"{service.base}/v1/studies/compare", params={"a": planted, "b": fewer}).json()
+    happy = comparison["emotions"]["happy"]
+    assert happy["ever_share_difference"] > 0.25 and happy["ever_share_ci"][0] > 0 and happy["ever_share_p"] < 0.01
+    assert happy["mean_difference"] > 0 and happy["mean_ci"][0] > 0 and happy["mean_p"] < 0.05
+    assert {d["t"] for d in happy["differing_seconds"]} <= set(range(*SMILE)) and happy["differing_seconds"]
+    for emotion, figures in comparison["emotions"].items():
+        assert {d["t"] for d in figures["differing_seconds"]} <= set(range(*SMILE)), emotion
+
+
+def test_two_studies_from_the_same_truth_do_not_differ(
+    service: LiveService, planted: str, faces: dict, folder: Path
+) -> None:
+    other_people = {"happy": faces["happy"][18:], "neutral": faces["neutral"][30:]}
+    again = run_study(service.base, planted_viewers(other_people, smiling=18), folder, "ad-a-again", seed=200)
+    comparison = httpx.get(f"{service.base}/v1/studies/compare", params={"a": planted, "b": again}).json()
+    assert comparison["emotions"]["happy"]["differing_seconds"] == []
+    assert comparison["emotions"]["happy"]["ever_share_p"] > 0.05
+
+
+def test_real_clips_as_sessions_count_each_viewer_once(service: LiveService) -> None:
+    clips = ["asl-thanks.mkv", "asl-please.mp4", "two-people-head-pose.webm"]
+    durations = []
+    for name in clips:
+        capture = cv2.VideoCapture(str(videos_dir() / name))
+        durations.append(capture.get(cv2.CAP_PROP_FRAME_COUNT) / capture.get(cv2.CAP_PROP_FPS))
+    stimulus = max(1, int(min(durations)))
+    study_id = httpx.post(f"{service.base}/v1/studies", json={"name": "real", "stimulus_duration_s": stimulus}).json()[
+        "study_id"
+    ]
+    for name in clips:
+        sent = httpx.post(f"{service.base}/v1/studies/{study_id}/sessions", files={"file": (name, clip_bytes(name))})
+        assert sent.status_code == 202, sent.text
+    sessions = wait_for_sessions(service.base, study_id)
+    assert [s["status"] for s in sessions] == ["analysed"] * 3, sessions
+    report = httpx.get(f"{service.base}/v1/studies/{study_id}/report").json()
+    assert report["sessions"]["valid"] == 3
+    assert all(second["n"] <= 3 for second in report["seconds"]) and max(s["n"] for s in report["seconds"]) == 3
+
+
+def test_a_report_after_a_restart_is_identical(service: LiveService, planted: str, folder: Path) -> None:
+    before = httpx.get(f"{service.base}/v1/studies/{planted}/report", params={"threshold": 0.4}).json()
+    with running_service(**settings_for(folder)) as restarted:
+        after = httpx.get(f"{restarted.base}/v1/studies/{planted}/report", params={"threshold": 0.4}).json()
+    assert after == before
+
+
+def test_refusals_are_clear(service: LiveService, planted: str) -> None:
+    base = service.base
+    assert httpx.get(f"{base}/v1/studies/nope/report").status_code == 404
+    late_event = {"name": "x", "stimulus_duration_s": 5, "events": [{"time_s": 9, "label": "late"}]}
+    assert httpx.post(f"{base}/v1/studies", json=late_event).json()["error"]["code"] == "invalid_request"
+    photo = jpeg(fer_faces("happy", 1)[0])
+    refused = httpx.post(f"{base}/v1/studies/{planted}/sessions", files={"file": ("p.jpg", photo)})
+    assert refused.status_code == 415 and refused.json()["error"]["code"] == "unsupported_type"
+    other_model = httpx.post(
+        f"{base}/v1/studies/{planted}/sessions",
+        files={"file": ("c.mkv", clip_bytes("asl-thanks.mkv"))},
+        data={"model": "emotion"},
+    )
+    assert other_model.status_code == 409 and other_model.json()["error"]["code"] == "study_model_pinned"
+    assert httpx.get(f"{base}/v1/studies/{planted}/report", params={"threshold": 2}).status_code == 422
+    assert httpx.get(f"{base}/v1/studies/compare", params={"a": planted, "b": "nope"}).status_code == 404
+
+
+def test_deleting_a_study_deletes_every_trace(service: LiveService, faces: dict, folder: Path) -> None:
+    study_id = run_study(service.base, planted_viewers(faces, smiling=1)[:2], folder, "short-lived")
+    assert httpx.delete(f"{service.base}/v1/studies/{study_id}").status_code == 204
+    assert httpx.get(f"{service.base}/v1/studies/{study_id}/sessions").status_code == 404
+    assert study_id not in {s["study_id"] for s in httpx.get(f"{service.base}/v1/studies").json()["studies"]}
+
+
+def test_traces_in_postgresql(faces: dict, tmp_path: Path) -> None:
+    with postgres_server() as url, running_service(**settings_for(tmp_path, url)) as live:
+        study_id = run_study(live.base, planted_viewers(faces, smiling=3)[:4], tmp_path, "pg")
+        report = httpx.get(f"{live.base}/v1/studies/{study_id}/report").json()
+    assert report["sessions"]["valid"] == 4 and report["best_moment"]["t"] in range(SMILE[0] - 1, SMILE[1] + 1)
