@@ -1,6 +1,6 @@
 """Measure the service against its own limits, all in one run so the ratios hold on a noisy machine.
 
-    python -m benchmarks.run [--soak-requests 10000] [--quick] [--only models video streams batch jobs]
+    python -m benchmarks.run [--soak-requests 10000] [--quick] [--only models video streams batch jobs studies]
 
 Writes benchmarks/results.json and benchmarks/results.md, and puts the table into docs/benchmarks.md.
 """
@@ -28,6 +28,7 @@ import onnxruntime as ort
 from benchmarks.batch import bench_batch
 from benchmarks.jobs import bench_jobs
 from benchmarks.media import bench_models, bench_streams, bench_video
+from benchmarks.studies import bench_studies
 from service.config import PROJECT_ROOT, Settings
 from service.inference.detector import OnnxRuntimeRunner, OpenCvRunner
 from service.ops.metrics import Metrics
@@ -301,6 +302,15 @@ def media_markdown(results: dict) -> list[str]:
             f"through /v1/video on the same replicas: **{jobs['jobs_vs_sync']}** (target ≥ 0.9). Time queued: "
             f"p50 {jobs['queue_s_p50']} s, p95 {jobs['queue_s_p95']} s, max {jobs['queue_s_max']} s.",
         ]
+    if studies := results.get("studies"):
+        lines += [
+            "",
+            f"- Studies: a report of {studies['report_viewers']} viewers x {studies['report_seconds']} s over HTTP "
+            f"in **{studies['report_s']} s** (target under 2 s; its chart {studies['report_png_s']} s, a comparison "
+            f"{studies['compare_s']} s). One replica with {studies['workers']} job workers analysed "
+            f"{studies['sessions']} viewers' {studies['session_seconds']} s recordings (320x240) at "
+            f"{studies['sessions_per_min']} sessions a minute, {studies['recording_s_per_s']} s of recording a second.",
+        ]
     return lines
 
 
@@ -312,7 +322,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=["models", "video", "streams", "batch", "jobs"],
+        choices=["models", "video", "streams", "batch", "jobs", "studies"],
         help="measure these again, keep the rest",
     )
     args = parser.parse_args()
@@ -350,7 +360,7 @@ def main() -> None:
         "batching": bench_batching(classifier, crops),
     }
     results["http"] = bench_http(pipeline, scenes, 300 if args.quick else args.soak_requests, args.quick)
-    results.update(measure_media(args.data, ["models", "video", "streams", "batch", "jobs"]))
+    results.update(measure_media(args.data, ["models", "video", "streams", "batch", "jobs", "studies"]))
     one_face = results["pipeline"][0]
     results["ratios"] = {
         "http_vs_pipeline": round(
@@ -376,6 +386,8 @@ def measure_media(data: Path, sections: list[str]) -> dict:
         measured["batch"] = bench_batch(data)
     if "jobs" in sections:
         measured["jobs"] = bench_jobs()
+    if "studies" in sections:
+        measured["studies"] = bench_studies()
     return measured
 
 

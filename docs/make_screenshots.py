@@ -1,11 +1,13 @@
-"""Make the README's pictures from real inputs: the demo page after a photo and after a clip, and an
-annotated photo.
+"""Make the documentation's pictures from real inputs: the demo page after a photo and after a clip, an
+annotated photo, and a planted audience study's chart and page (its report is printed, for
+docs/studies.md).
 
 python docs/make_screenshots.py      (needs Chromium and the dev extra)
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,9 +15,11 @@ from pathlib import Path
 import cv2
 import httpx
 
-from tests.conftest import CHROMIUM_FLAGS, fer_faces
+from tests.helpers.browser import CHROMIUM_FLAGS
 from tests.helpers.data import videos_dir
+from tests.helpers.faces import fer_faces
 from tests.helpers.live_service import running_service
+from tests.helpers.viewers import planted_viewers, run_study, screened_faces
 from training.scenes import place_faces
 
 OUT = Path(__file__).resolve().parent / "images"
@@ -48,8 +52,23 @@ def main() -> None:
             page.evaluate("(() => { const c = document.getElementById('clip'); c.pause(); c.currentTime = 2.5; })()")
             page.wait_for_timeout(1000)
             page.screenshot(path=str(OUT / "demo-video.png"), full_page=True)
+            study_id = planted_study(service.base, Path(tmp))
+            page.goto(f"{service.base}/studies/{study_id}")
+            page.wait_for_selector("#sessions tr >> nth=30", timeout=30_000)
+            page.screenshot(path=str(OUT / "demo-studies.png"), full_page=True)
             browser.close()
-    print(f"wrote {OUT / 'demo.png'}, {OUT / 'demo-video.png'} and {OUT / 'annotated.jpg'}")
+    print(f"wrote the demo pages, {OUT / 'annotated.jpg'} and {OUT / 'study-report.png'}")
+
+
+def planted_study(base: str, folder: Path) -> str:
+    """The tests' planted study (30 viewers, 18 smiling in seconds 5 and 6): its chart saved, its report printed."""
+    faces = {"happy": screened_faces(base, "happy", 18), "neutral": screened_faces(base, "neutral", 30)}
+    study_id = run_study(base, planted_viewers(faces, smiling=18), folder, "Spring campaign, cut A")
+    (OUT / "study-report.png").write_bytes(httpx.get(f"{base}/v1/studies/{study_id}/report.png").content)
+    report = httpx.get(f"{base}/v1/studies/{study_id}/report").json()
+    print(json.dumps({k: v for k, v in report.items() if k != "seconds"}, indent=1))
+    print(json.dumps(report["seconds"][5], indent=1))
+    return study_id
 
 
 if __name__ == "__main__":

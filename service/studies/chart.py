@@ -46,7 +46,7 @@ def report_png(report: StudyReport) -> bytes:
     for emotion, colour in COLOURS.items():
         rows = [(s.t, s.emotions[emotion]) for s in report.seconds if emotion in s.emotions]
         band = [(t, e.share_ci) for t, e in rows if e.share is not None and None not in e.share_ci]
-        if band:
+        if any(e.share for _, e in rows):  # no band for an emotion nobody showed: it would only add clutter
             upper = [(centre_of(t), y_of(ci[1])) for t, ci in band]
             polygon = upper + [(centre_of(t), y_of(ci[0])) for t, ci in reversed(band)]
             overlay = canvas.copy()

@@ -106,7 +106,7 @@ class EmotionSummary(BaseModel):
     ever_share: float | None = Field(description="Share of valid viewers at or above the threshold at any second.")
     ever_share_ci: Interval
     avg_share: float | None = Field(description="The share, averaged over the stimulus's seconds.")
-    peak: PeakMoment | None
+    peak: PeakMoment | None = Field(description="The second with the highest share; null if no viewer reached it.")
     trough: Moment | None
     ending: float | None = Field(description="The share at the last second.")
 

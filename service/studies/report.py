@@ -90,8 +90,8 @@ class Figures:
         for i, c in enumerate(self.panel.classes):
             curve = self.share[:, i]
             defined = not np.all(np.isnan(curve))
-            peak = int(np.nanargmax(curve)) if defined else None
             trough = int(np.nanargmin(curve)) if defined else None
+            peak = int(np.nanargmax(curve)) if defined and np.nanmax(curve) > 0 else None  # nobody reached it: no peak
             summaries[c] = EmotionSummary(
                 ever_share=number(ever[i] / viewers) if viewers else None,
                 ever_share_ci=interval(ever_ci[0][i], ever_ci[1][i]),
@@ -106,7 +106,9 @@ class Figures:
         """For each class, the 95% bootstrap interval of the second at which its share peaks."""
         shares = masked_means(self.weights, self.reached.astype(float), self.panel.present)  # [B, seconds, classes]
         shares = np.where(np.isnan(shares), -np.inf, shares)
-        peaks = shares.argmax(axis=1).astype(float)  # [B, classes]
+        # Seconds tied at the top are equally the peak: a random one is taken, so a plateau widens the interval.
+        jitter = np.random.default_rng(SEED).uniform(0, 1e-9, shares.shape)
+        peaks = (shares + jitter).argmax(axis=1).astype(float)  # [B, classes]
         peaks[np.all(np.isinf(shares), axis=1)] = np.nan
         lo, hi = percentile_interval(peaks)
         return [interval(lo[i], hi[i]) for i in range(len(self.panel.classes))]

@@ -8,6 +8,7 @@ happy faces it scores happy, neutral faces it does not, all turned to the camera
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from tests.helpers.faces import fer_faces, jpeg
 from training.scenes import background, place_faces
 
 WIDTH, HEIGHT, FACE, FPS = 320, 240, 120, 5
+VIEWERS = 30
+SMILE = (5, 7)  # planted smiles: seconds 5 and 6 of the stimulus
+LEFT = (2, 4)  # three viewers leave the frame in seconds 2 and 3
 
 
 @dataclass(frozen=True)
@@ -80,3 +84,43 @@ def screened_faces(base: str, emotion: str, count: int, split: str = "test") -> 
         if len(kept) >= count:
             return kept[:count]
     raise AssertionError(f"only {len(kept)} screened {emotion} faces of {len(candidates)}")
+
+
+def planted_viewers(faces: dict, smiling: int) -> list[Viewer]:
+    """30 viewers: the first `smiling` smile in SMILE; viewers 18 to 20 leave in LEFT; 21 is mostly away and
+    22's recording is 4 s short (both excluded)."""
+    viewers = []
+    for i in range(VIEWERS):
+        away = LEFT if 18 <= i <= 20 else (1, 8) if i == 21 else None
+        happy = faces["happy"][i] if i < smiling else None
+        viewers.append(
+            Viewer(faces["neutral"][i], happy, SMILE if happy is not None else None, away, 6 if i == 22 else 10)
+        )
+    return viewers
+
+
+def run_study(base: str, viewers: list[Viewer], folder: Path, name: str, seed: int = 0) -> str:
+    study = httpx.post(
+        f"{base}/v1/studies",
+        json={"name": name, "stimulus_duration_s": 10, "events": [{"time_s": 5, "label": "brand appears"}]},
+    )
+    assert study.status_code == 201, study.text
+    study_id = study.json()["study_id"]
+    for i, viewer in enumerate(viewers):
+        recording = viewer.recording(folder / f"{name}-{i}.mp4", seed + i)
+        sent = httpx.post(
+            f"{base}/v1/studies/{study_id}/sessions", files={"file": ("rec.mp4", recording)}, data={"viewer": f"p{i}"}
+        )
+        assert sent.status_code == 202, sent.text
+    wait_for_sessions(base, study_id)
+    return study_id
+
+
+def wait_for_sessions(base: str, study_id: str) -> list[dict]:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        sessions = httpx.get(f"{base}/v1/studies/{study_id}/sessions").json()["sessions"]
+        if all(s["status"] != "queued" for s in sessions):
+            return sessions
+        time.sleep(0.3)
+    raise AssertionError("sessions still queued")

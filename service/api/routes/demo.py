@@ -15,3 +15,10 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 def demo_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@router.get("/studies")
+@router.get("/studies/{study_id}")
+def studies_page() -> FileResponse:
+    """The studies page; which study it shows is read from the path by the page itself."""
+    return FileResponse(STATIC_DIR / "studies.html", media_type="text/html")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-import time
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,17 +15,15 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.helpers.browser import CHROMIUM_FLAGS
 from tests.helpers.clips import clip_bytes
 from tests.helpers.data import videos_dir
 from tests.helpers.faces import fer_faces, jpeg
 from tests.helpers.live_service import LiveService, running_service
 from tests.helpers.postgres import postgres_server
-from tests.helpers.viewers import Viewer, screened_faces
+from tests.helpers.viewers import LEFT, SMILE, planted_viewers, run_study, screened_faces, wait_for_sessions
 
 FAST = {"emotion_models": "emotion-fast", "default_emotion_model": "emotion-fast", "job_poll_s": 0.1}
-VIEWERS = 30
-SMILE = (5, 7)  # seconds 5 and 6 of the stimulus
-LEFT = (2, 4)  # three viewers leave the frame in seconds 2 and 3
 EXCLUDED = {21: "face found in 30%", 22: "the recording ends 4.0 s before"}
 
 
@@ -50,46 +49,6 @@ def service(folder: Path) -> Iterator[LiveService]:
 @pytest.fixture(scope="module")
 def faces(service: LiveService) -> dict[str, list[np.ndarray]]:
     return {"happy": screened_faces(service.base, "happy", 36), "neutral": screened_faces(service.base, "neutral", 60)}
-
-
-def planted_viewers(faces: dict, smiling: int) -> list[Viewer]:
-    """30 viewers: the first `smiling` smile in SMILE; viewers 18 to 20 leave in LEFT; 21 is mostly away and
-    22's recording is 4 s short (both excluded)."""
-    viewers = []
-    for i in range(VIEWERS):
-        away = LEFT if 18 <= i <= 20 else (1, 8) if i == 21 else None
-        happy = faces["happy"][i] if i < smiling else None
-        viewers.append(
-            Viewer(faces["neutral"][i], happy, SMILE if happy is not None else None, away, 6 if i == 22 else 10)
-        )
-    return viewers
-
-
-def run_study(base: str, viewers: list[Viewer], folder: Path, name: str, seed: int = 0) -> str:
-    study = httpx.post(
-        f"{base}/v1/studies",
-        json={"name": name, "stimulus_duration_s": 10, "events": [{"time_s": 5, "label": "brand appears"}]},
-    )
-    assert study.status_code == 201, study.text
-    study_id = study.json()["study_id"]
-    for i, viewer in enumerate(viewers):
-        recording = viewer.recording(folder / f"{name}-{i}.mp4", seed + i)
-        sent = httpx.post(
-            f"{base}/v1/studies/{study_id}/sessions", files={"file": ("rec.mp4", recording)}, data={"viewer": f"p{i}"}
-        )
-        assert sent.status_code == 202, sent.text
-    wait_for_sessions(base, study_id)
-    return study_id
-
-
-def wait_for_sessions(base: str, study_id: str) -> list[dict]:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        sessions = httpx.get(f"{base}/v1/studies/{study_id}/sessions").json()["sessions"]
-        if all(s["status"] != "queued" for s in sessions):
-            return sessions
-        time.sleep(0.3)
-    raise AssertionError("sessions still queued")
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +175,32 @@ def test_traces_in_postgresql(faces: dict, tmp_path: Path) -> None:
         study_id = run_study(live.base, planted_viewers(faces, smiling=3)[:4], tmp_path, "pg")
         report = httpx.get(f"{live.base}/v1/studies/{study_id}/report").json()
     assert report["sessions"]["valid"] == 4 and report["best_moment"]["t"] in range(SMILE[0] - 1, SMILE[1] + 1)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (Debian package chromium)")
+def test_the_studies_page_shows_the_report_sessions_and_a_comparison(service: LiveService, planted: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(f"{service.base}/studies/{planted}")
+        page.wait_for_selector("#sessions tr >> nth=30", timeout=20_000)
+        assert page.locator("#sessions tr").count() == 31  # a header and every session
+        assert page.locator("#sessions td", has_text="excluded").count() == 2
+        assert re.search(r"Best moment: happy for [\d.]+% of viewers at [5-7]s", page.locator("#best").inner_text())
+        # The chart is drawn: the happy curve's colour is on the canvas around the best moment.
+        happy_pixels = page.evaluate(
+            """() => { const c = document.getElementById('chart'); const d = c.getContext('2d')
+                 .getImageData(0, 0, c.width, c.height).data; let n = 0;
+                 for (let i = 0; i < d.length; i += 4) if (d[i] === 255 && d[i + 1] === 200 && d[i + 2] === 0) n++;
+                 return n; }"""
+        )
+        assert happy_pixels > 100
+        others = page.locator("#other option").all_inner_texts()
+        assert len(others) >= 3
+        page.select_option("#other", index=2)
+        page.click("#compare")
+        page.wait_for_selector("#comparison-table tr >> nth=7", timeout=20_000)
+        assert page.locator("#comparison-table tr").count() == 8
+        browser.close()
