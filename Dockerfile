@@ -1,13 +1,19 @@
 # syntax=docker/dockerfile:1
 # Images of the online service (the default target) and of the batch job (--target batch):
 # no torch, no compilers, models prepared at build time.
+#
+# BASE_IMAGE: any Debian bookworm with Python 3.11 and its venv module (the CI builds on a local
+# debootstrap image, since it cannot pull). PIP_CERT: a CA bundle for pip behind a TLS-inspecting
+# proxy, mounted into the build (docs/operations.md).
+ARG BASE_IMAGE=python:3.11.7-slim-bookworm
 
-FROM python:3.11.7-slim-bookworm AS build
+FROM ${BASE_IMAGE} AS build
+ARG PIP_CERT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY model_store ./model_store
@@ -18,11 +24,12 @@ RUN pip install "./[postgres,objectstore]" \
 
 # The batch job's environment: the same install plus Ray Data and pyarrow (emotion-batch).
 FROM build AS build-batch
+ARG PIP_CERT
 COPY batch ./batch
 RUN pip install "./[batch]"
 
 # What both images share: an unprivileged user and the prepared model store.
-FROM python:3.11.7-slim-bookworm AS base
+FROM ${BASE_IMAGE} AS base
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
 COPY --from=build /src/model_store /app/model_store
 ENV PATH=/opt/venv/bin:$PATH \
@@ -33,6 +40,9 @@ WORKDIR /app
 # docker build --target batch -t emotion-service:batch .   (k8s/batch runs it on KubeRay)
 FROM base AS batch
 COPY --from=build-batch /opt/venv /opt/venv
+# Ray keeps its session token and files under HOME; the user has no home directory, and /tmp is the
+# one writable place (a tmpfs or an emptyDir when the root filesystem is read-only).
+ENV HOME=/tmp
 USER 10001
 CMD ["emotion-batch", "score", "--help"]
 

@@ -2,18 +2,22 @@
 workers alone (service.jobs.standalone)."""
 
 import asyncio
+import logging
 import signal
 import sys
 
 import uvicorn
 
 from service.api.middleware import configure_logging
-from service.config import get_settings
+from service.config import UnreadableKeys, get_settings
 from service.jobs.standalone import run_workers
 from service.ops.connections import HeaderDeadlineProtocol
 
 # Idle keep-alive connections are closed after this; the balancer's own idle timeout must be shorter.
 KEEP_ALIVE_S = 5
+# A configuration the service refuses to run with (sysexits' EX_CONFIG).
+EXIT_CONFIG = 78
+log = logging.getLogger("service")
 
 
 def main() -> None:
@@ -22,6 +26,11 @@ def main() -> None:
     if sys.argv[1:] == ["worker"]:
         asyncio.run(run_workers(settings))
         return
+    try:
+        settings.load_api_keys()  # fail closed, in one line, before anything starts
+    except UnreadableKeys as unreadable:
+        log.critical("%s; not starting without the keys it should hold", unreadable)
+        sys.exit(EXIT_CONFIG)
     # After service.ops.shutdown's drain, uvicorn finishes requests, then re-raises SIGTERM with this
     # handler restored: exit 0, since a drained shutdown is a clean one.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

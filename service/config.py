@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+class UnreadableKeys(Exception):
+    """The API key file the settings name cannot give any key."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EMOTION_", env_file=".env", extra="ignore")
 
@@ -162,11 +166,19 @@ class Settings(BaseSettings):
         return {name: version or None for name, _, version in (entry.partition(":") for entry in entries)}
 
     def load_api_keys(self) -> list[str]:
-        """Keys from the variable and the file together; read once at start-up."""
-        keys = self.api_keys.get_secret_value().split(",")
-        if self.api_keys_file is not None:
-            keys += self.api_keys_file.read_text().splitlines()
-        return [key.strip() for key in keys if key.strip()]
+        """Keys from the variable and the file together; read once at start-up. A key file that is named
+        but cannot be read, or holds no key, raises UnreadableKeys: the service must not start open."""
+        keys = [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
+        if self.api_keys_file is None:
+            return keys
+        try:
+            from_file = [key.strip() for key in self.api_keys_file.read_text().splitlines() if key.strip()]
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            raise UnreadableKeys(f"EMOTION_API_KEYS_FILE {self.api_keys_file} cannot be read ({reason})") from None
+        if not from_file:
+            raise UnreadableKeys(f"EMOTION_API_KEYS_FILE {self.api_keys_file} holds no key")
+        return keys + from_file
 
     def webhook_retry_delays(self) -> list[float]:
         return [float(delay) for delay in self.webhook_retry_delays_s.split(",") if delay.strip()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,9 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config import Settings
+
+# The container tests build and run the real images with podman: `make test-container` runs them.
+collect_ignore = [] if os.environ.get("EMOTION_CONTAINER_TESTS") else ["container"]
 
 
 @pytest.fixture(scope="session")

@@ -86,6 +86,7 @@ def test_prod_reads_api_keys_from_the_mounted_secret() -> None:
     (volume,) = [v for v in pod["volumes"] if v["name"] == "api-keys"]
     assert key_file.startswith(mount["mountPath"] + "/")
     assert volume["secret"]["secretName"] == "emotion-service-api-keys"
+    assert volume["secret"]["optional"] is False  # fail closed: no Secret, no pod
     assert "EMOTION_API_KEYS_FILE" not in by_kind(render("dev"))["ConfigMap"]["data"]
 
 
