@@ -32,17 +32,17 @@ RUN pip install "./[batch]"
 FROM ${BASE_IMAGE} AS base
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
 COPY --from=build /src/model_store /app/model_store
+# HOME: the user has no home directory; libraries that keep files there (onnxruntime's telemetry id,
+# Ray's session token) get /tmp, the one writable place (a tmpfs or an emptyDir on a read-only root).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
     EMOTION_MODEL_STORE=/app/model_store
 WORKDIR /app
 
 # docker build --target batch -t emotion-service:batch .   (k8s/batch runs it on KubeRay)
 FROM base AS batch
 COPY --from=build-batch /opt/venv /opt/venv
-# Ray keeps its session token and files under HOME; the user has no home directory, and /tmp is the
-# one writable place (a tmpfs or an emptyDir when the root filesystem is read-only).
-ENV HOME=/tmp
 USER 10001
 CMD ["emotion-batch", "score", "--help"]
 

@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN ?= runs/xception
 
-.PHONY: help serve test prepare lint train export evaluate bench screenshots clean labeller fairness
+.PHONY: help serve test test-container prepare lint train export evaluate bench screenshots clean labeller fairness
 .DEFAULT_GOAL := help
 
 # Python caches compiled imports even where the environment turns that off: the suite starts
@@ -15,7 +15,7 @@ RUN ?= runs/xception
 export PYTHONDONTWRITEBYTECODE :=
 
 help: ## This list
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,14 @@ prepare: $(VENV)/.runtime ## Install the runtime and fetch and verify the face d
 serve: prepare ## Serve on HOST:PORT (default 127.0.0.1:8000) with the embedded defaults
 	EMOTION_HOST=$(HOST) EMOTION_PORT=$(PORT) $(PY) -m service
 
-test: $(VENV)/.dev prepare labeller ## ruff and the whole test suite (what CI runs)
+test: $(VENV)/.dev prepare labeller ## ruff and the whole test suite (CI runs it, then test-container)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# Builds the images from the Dockerfile with podman and runs them as users do (tests/container);
+# installs podman, runc and debootstrap if missing, and makes a local Debian base image once.
+test-container: $(VENV)/.dev prepare ## Build and run the images, the prod pod and the compose stack (CI runs it)
+	EMOTION_CONTAINER_TESTS=1 $(PY) -m pytest tests/container
 
 lint: $(VENV)/.dev ## ruff check and format check
 	$(PY) -m ruff check .

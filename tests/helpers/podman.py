@@ -46,6 +46,10 @@ class Podman:
             timeout=1200,
         )  # fmt: skip
 
+    def build_context(self, folder: Path, tag: str) -> None:
+        """Build a helper image (tests/container/images) on the local base image."""
+        self("build", "--network", "host", "--build-arg", f"BASE_IMAGE={self.base_image}", "-t", tag, str(folder))
+
     def size_mb(self, image: str) -> float:
         return int(self("image", "inspect", image, "--format", "{{.Size}}").stdout) / 1e6
 
