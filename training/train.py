@@ -65,6 +65,12 @@ class TrainConfig:
     distill_weight: float = 0.7  # share of the loss given to the teacher's targets
     distill_temperature: float = 2.0  # softens both distributions in the distillation term
     patience: int = 20  # stop after this many epochs without a better PublicTest accuracy
+    # A .npy of one loss weight per training face, in load order (e.g. `training.fairness --weights`:
+    # each perceived gender group weighing as much as the others); empty: every face weighs 1.
+    sample_weights: str = ""
+    # Keep batch norms on their stored statistics: fine-tuning a network rebuilt by training.recover,
+    # whose batch norms were folded away at export, must not renormalise with batch statistics.
+    freeze_norm: bool = False
     # Start from another run's shipped weights (its best.pt) and train a fresh one-cycle schedule
     # from there: a second cycle at a lower peak lifts a short run further than it would climb alone.
     init: str = ""
@@ -113,17 +119,20 @@ def blended_loss(
     share: torch.Tensor,
     weights: torch.Tensor,
     label_smoothing: float,
+    face_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Class-weighted cross-entropy against two labels per face, the first counting `share` of it.
+    """Class-weighted cross-entropy against two labels per face, the first counting `share` of it,
+    each face's term scaled by its own weight if given.
 
     Normalised by the summed weights like `F.cross_entropy(weight=...)`, so with a share of 1 for
-    every face (nothing blended) the two give the same loss.
+    every face (nothing blended) and no face weights the two give the same loss.
     """
     first, second = labels
     loss_first = F.cross_entropy(logits, first, weight=weights, label_smoothing=label_smoothing, reduction="none")
     loss_second = F.cross_entropy(logits, second, weight=weights, label_smoothing=label_smoothing, reduction="none")
-    total = (share * loss_first + (1 - share) * loss_second).sum()
-    return total / (share * weights[first] + (1 - share) * weights[second]).sum()
+    scale = torch.ones_like(share) if face_weights is None else face_weights
+    total = (scale * (share * loss_first + (1 - share) * loss_second)).sum()
+    return total / (scale * (share * weights[first] + (1 - share) * weights[second])).sum()
 
 
 @dataclass(frozen=True)
@@ -274,6 +283,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
         optimizer, max_lr=[g["lr"] for g in groups], total_steps=config.epochs * steps_per_epoch, pct_start=0.15
     )
     weights = class_weights(train.class_counts(), config.class_balance)
+    face_weights = torch.from_numpy(np.load(config.sample_weights)).float() if config.sample_weights else None
+    if face_weights is not None and len(face_weights) != len(train):
+        raise ValueError(f"{config.sample_weights} has {len(face_weights)} weights for {len(train)} training faces")
     views = None
     if config.teacher:
         # Its own generator: how many copies are made does not change the training run's draws.
@@ -301,6 +313,10 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
     last_epoch = min(config.epochs, start_epoch + stop_after) if stop_after else config.epochs
     for epoch in range(start_epoch + 1, last_epoch + 1):
         model.train()
+        if config.freeze_norm:
+            for module in model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         started = time.time()
         order = torch.randperm(len(train), generator=generator)
         loss_sum, correct = 0.0, 0
@@ -319,7 +335,9 @@ def train(config: TrainConfig, resume: bool = False, stop_after: int = 0) -> lis
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 logits = model(x).float()
-            loss = blended_loss(logits, (y, y_partner), share, weights, config.label_smoothing)
+            # A blended face weighs as its first face does: mixing is off in the runs that weigh faces.
+            own = None if face_weights is None else face_weights[idx[first]]
+            loss = blended_loss(logits, (y, y_partner), share, weights, config.label_smoothing, own)
             if views is not None:
                 blend = share.view(-1, 1)
                 target = blend * teacher[first] + (1 - blend) * teacher[second]

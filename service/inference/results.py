@@ -36,17 +36,19 @@ def face_result(detection: Detection, probs: list[float], classes: tuple[str, ..
     points = {
         n: Point(x=round(float(x), 1), y=round(float(y), 1)) for n, (x, y) in zip(LANDMARK_NAMES, detection.landmarks)
     }
-    pose = head_pose(detection.landmarks)
     return Face(
         box=Box(x=x1, y=y1, width=round(x2 - x1, 1), height=round(y2 - y1, 1)),
         landmarks=Landmarks(**points),
-        head_pose=None
-        if pose is None
-        else HeadPose(yaw=round(pose[0], 1), pitch=round(pose[1], 1), roll=round(pose[2], 1)),
+        head_pose=pose_result(detection.landmarks),
         detection_score=round(detection.score, 4),
         emotions=emotion_scores(probs, classes),
         dominant_emotion=classes[max(range(len(probs)), key=probs.__getitem__)],
     )
+
+
+def pose_result(landmarks: np.ndarray) -> HeadPose | None:
+    pose = head_pose(landmarks)
+    return None if pose is None else HeadPose(**dict(zip(("yaw", "pitch", "roll"), (round(a, 1) for a in pose))))
 
 
 def image_result(filename: str | None, analysed: AnalysedImage, classes: tuple[str, ...]) -> ImageResult:

@@ -10,7 +10,7 @@ from service.inference.model_store import resolve
 from tests.helpers.data import fer2013_dir
 from training.data import load_split
 from training.evaluate import onnx_probabilities
-from training.fairness import LABELLER_DIR, UNSURE, Labeller, PerceivedGroups, audit, stability
+from training.fairness import LABELLER_DIR, UNSURE, Labeller, PerceivedGroups, audit, group_weights, stability
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +60,10 @@ def test_a_real_gap_is_found_with_an_interval_clear_of_zero() -> None:
     assert gap["between"] == ["female", "male"] and gap["accuracy_gap_at_overall_mix"][1] > 0.25
     value, low, high = gap["accuracy_gap"]
     assert 0.3 < value < 0.5 and low > 0.25 and high < 0.55
+
+
+def test_balancing_weights_give_every_group_the_same_total() -> None:
+    groups = np.array(["female"] * 60 + ["male"] * 25 + ["unsure"] * 15)
+    weights = group_weights(groups)
+    totals = [weights[groups == name].sum() for name in ("female", "male", "unsure")]
+    assert weights.mean() == pytest.approx(1.0) and totals == pytest.approx([totals[0]] * 3)

@@ -118,3 +118,15 @@ def test_distillation_loss_is_least_when_the_student_matches_the_teacher() -> No
     assert distillation_loss(other, teacher, temperature=2.0) > loss
     # At temperature 1 it is the plain cross-entropy against the teacher's probabilities.
     assert distillation_loss(other, teacher, 1.0) == pytest.approx(float(F.cross_entropy(other, teacher)))
+
+
+def test_face_weights_scale_each_face_in_the_loss() -> None:
+    """Weights 2 and 0 give the loss of the first face alone; equal weights change nothing."""
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5]])
+    labels = torch.tensor([0, 2])
+    share, classes = torch.ones(2), torch.ones(3)
+    plain = blended_loss(logits, (labels, labels), share, classes, 0.0)
+    assert blended_loss(logits, (labels, labels), share, classes, 0.0, torch.full((2,), 3.0)) == pytest.approx(plain)
+    first_alone = blended_loss(logits[:1], (labels[:1], labels[:1]), share[:1], classes, 0.0)
+    weighted = blended_loss(logits, (labels, labels), share, classes, 0.0, torch.tensor([2.0, 0.0]))
+    assert weighted == pytest.approx(first_alone)
