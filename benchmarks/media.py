@@ -39,7 +39,7 @@ def minute_clip(path: Path, seconds: float = 60, fps: float = 25) -> bytes:
 
 def stage_seconds(metrics: Metrics) -> dict[str, float]:
     sample = metrics.registry.get_sample_value
-    stages = ("video_decode", "detect", "align", "classify")
+    stages = ("video_decode", "detect", "detect_region", "align", "classify")
     return {s: sample("emotion_stage_duration_seconds_sum", {"stage": s}) or 0.0 for s in stages}
 
 
@@ -60,16 +60,17 @@ async def analyse_in_process(runtime: Runtime, data: bytes, fps: float) -> int:
     return (await analysis.run()).frames_analysed
 
 
-def bench_video(workdir: Path, fps: float = 5) -> dict:
+def bench_video(workdir: Path, detection: str, model: str = "emotion", fps: float = 5) -> dict:
     """A one-minute 720p clip at 5 fps: over HTTP against the same work in-process, alternated.
 
     The clip loops the shared two-person clip, so the people jump back at each loop: tracks restart there.
     """
     data = minute_clip(workdir / "minute.mp4")
     metrics = Metrics()
-    runtime = load_runtime(Settings(), metrics)
+    chosen = {"detection": detection, "default_emotion_model": model}
+    runtime = load_runtime(Settings(**chosen), metrics)
     http_s, local_s = [], []
-    with running_service(log_level="warning") as service:
+    with running_service(log_level="warning", **chosen) as service:
         rss_before = service.rss_mb()
         for _ in range(2):
             started = time.perf_counter()
@@ -86,6 +87,8 @@ def bench_video(workdir: Path, fps: float = 5) -> dict:
     duration_s = body["video"]["duration_ms"] / 1000
     http, local = statistics.median(http_s), statistics.median(local_s)
     return {
+        "detection": detection,
+        "model": model,
         "clip": f"{body['video']['width']}x{body['video']['height']}, {duration_s:.0f} s at "
         f"{body['video']['fps']:g} fps, {body['summary']['people']} people",
         "frames_analysed": frames,
@@ -130,13 +133,13 @@ async def streams_at_once(url: str, frames: list[bytes], count: int, fps: float,
     return await asyncio.gather(*(one_stream(url, frames, fps, seconds) for _ in range(count)))
 
 
-def bench_streams(fps: float = 15, seconds: float = 20, model: str | None = None) -> list[dict]:
+def bench_streams(detection: str, fps: float = 15, seconds: float = 20, model: str | None = None) -> list[dict]:
     """One stream of 640x480 frames at 15 fps, then eight at once."""
     frames = [
         cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in clip_frames("asl-please.mp4")
     ]
     rows = []
-    with running_service(log_level="warning") as service:
+    with running_service(log_level="warning", detection=detection) as service:
         url = service.base.replace("http://", "ws://") + "/v1/stream" + (f"?model={model}" if model else "")
         for count in (1, 8):
             results = asyncio.run(streams_at_once(url, frames, count, fps, seconds))
@@ -145,6 +148,7 @@ def bench_streams(fps: float = 15, seconds: float = 20, model: str | None = None
             rows.append(
                 {
                     "streams": count,
+                    "detection": detection,
                     "model": model or "default",
                     "answered_fps_per_stream": round(statistics.mean(r["answers"] / r["seconds"] for r in results), 1),
                     "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),

@@ -153,6 +153,20 @@ class Settings(BaseSettings):
     )
 
     # Tracking (video and live streams)
+    detection: Literal["full", "region"] = Field(
+        "region",
+        description="Clips and streams: full-frame detection on every analysed frame, or on key frames only with "
+        "detection around the tracked faces in between.",
+    )
+    detect_key_interval_s: float = Field(
+        1.0, gt=0, description="With detection=region: a full-frame detection at least this often, in seconds."
+    )
+    detect_region_face_px: int = Field(
+        80, ge=24, le=640, description="Around a tracked face, it is detected at about this size in pixels."
+    )
+    detect_region_margin: float = Field(
+        0.6, ge=0.1, le=3, description="Around a tracked face, the region grows by this share of its side each way."
+    )
     track_max_gap_s: float = Field(
         1.0, ge=0, description="A track ends when its face has been missing for longer than this, in seconds."
     )

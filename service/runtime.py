@@ -98,7 +98,13 @@ def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
     emotion_models = load_emotion_models(settings, metrics)
     default = emotion_models[settings.default_emotion_model].classifier
     pipeline = Pipeline(
-        detector, default, metrics, settings.max_file_bytes, settings.max_image_pixels, settings.max_request_pixels
+        detector,
+        default,
+        metrics,
+        settings.max_file_bytes,
+        settings.max_image_pixels,
+        settings.max_request_pixels,
+        (settings.detect_region_face_px, settings.detect_region_margin),
     )
     for role, model in [("detector", detector_model), *(("emotion", m.stored) for m in emotion_models.values())]:
         metrics.model_info.labels(role, model.name, model.version, model.sha256).set(1)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 Emotion = Literal["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+DetectionKind = Annotated[
+    Literal["full", "region"],
+    Field(description="How the face was found: a full-frame detection, or one around where it was tracked."),
+]
 
 
 class Box(BaseModel):
@@ -86,11 +90,13 @@ class TrackedFace(Face):
 
     track_id: int = Field(description="The same number for the same person while they stay on screen.")
     raw_emotions: EmotionScores
+    detection: DetectionKind = "full"
 
 
 class TimelineEntry(Face):
     time_ms: float = Field(description="Frame time from the start of the clip.")
     raw_emotions: EmotionScores
+    detection: DetectionKind = "full"
 
 
 class Peak(BaseModel):

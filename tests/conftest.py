@@ -25,3 +25,11 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The real app with its lifespan (models loaded and warmed), shared across API tests."""
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def full_detection_client(settings: Settings) -> Iterator[TestClient]:
+    """The app detecting over every frame of clips and streams (EMOTION_DETECTION=full), whose raw
+    per-frame answers flicker more than those of regions around tracked faces: what smoothing is for."""
+    with TestClient(create_app(settings.model_copy(update={"detection": "full"}))) as test_client:
+        yield test_client

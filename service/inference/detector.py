@@ -28,11 +28,15 @@ class Detection:
     box: np.ndarray
     landmarks: np.ndarray
     score: float
+    region: bool = False  # found by a detection around where a tracked face was expected
 
 
 class FaceDetector(Protocol):
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an HxWx3 BGR uint8 image, highest score first."""
+
+    def detect_around(self, image: np.ndarray, expected: np.ndarray, face_px: int, margin: float) -> list[Detection]:
+        """Faces near the expected boxes [N, 4] only, each region at the resolution its face needs."""
         ...
 
 
@@ -110,7 +114,39 @@ class RetinaFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
+        return self._detect_scaled(image, min(1.0, self.max_side / max(height, width)))
+
+    def detect_around(self, image: np.ndarray, expected: np.ndarray, face_px: int, margin: float) -> list[Detection]:
+        """Detect in a region around each expected box (the box grown by `margin` of its side on every side),
+        scaled so the face there is about `face_px` across: a small face keeps full resolution, a large one
+        costs far fewer pixels. Results in image pixels, marked as region detections, overlaps merged."""
+        height, width = image.shape[:2]
+        found: list[Detection] = []
+        for box in expected:
+            side = float(max(box[2] - box[0], box[3] - box[1], 1.0))
+            x1, y1 = max(0, int(box[0] - margin * side)), max(0, int(box[1] - margin * side))
+            x2, y2 = min(width, int(box[2] + margin * side) + 1), min(height, int(box[3] + margin * side) + 1)
+            if x2 - x1 < self.min_face_size or y2 - y1 < self.min_face_size:
+                continue  # the face is expected outside the frame
+            offset = np.array([x1, y1], np.float32)
+            region = np.ascontiguousarray(image[y1:y2, x1:x2])
+            for d in self._detect_scaled(region, min(1.0, face_px / side)):
+                found.append(Detection(d.box + np.tile(offset, 2), d.landmarks + offset, d.score, region=True))
+        return self._merged(found)
+
+    def _merged(self, detections: list[Detection]) -> list[Detection]:
+        """One detection per face where regions overlapped, highest score first."""
+        if len(detections) < 2:
+            return detections
+        boxes = np.array([d.box for d in detections])
+        xywh = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
+        scores = [d.score for d in detections]
+        chosen = cv2.dnn.NMSBoxes(xywh.tolist(), scores, self.score_threshold, self.nms_threshold)
+        return sorted((detections[i] for i in np.asarray(chosen, dtype=int).reshape(-1)), key=lambda d: -d.score)
+
+    def _detect_scaled(self, image: np.ndarray, scale: float) -> list[Detection]:
+        """Faces in the image, detected at `scale` (at most 1) of its size."""
+        height, width = image.shape[:2]
         work = image
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))

@@ -58,6 +58,10 @@ def prepare_faces(
     step for the service and the batch job, so a face scores the same in both."""
     with stage("detect"):
         detections = detector.detect(image)
+    return aligned(image, detections, spec, stage)
+
+
+def aligned(image: np.ndarray, detections: list[Detection], spec: CropSpec, stage: StageTimer) -> PreparedImage:
     with stage("align"):
         crops = align_faces(image, detections, spec.template, spec.size)
     return PreparedImage(image, detections, crops)
@@ -72,7 +76,9 @@ class Pipeline:
         max_file_bytes: int,
         max_image_pixels: int,
         max_request_pixels: int,
+        region: tuple[int, float] = (80, 0.6),
     ) -> None:
+        self.region = region  # around expected faces: the face's size in pixels to detect at, the margin
         self.detector = detector
         self.classifier = classifier
         self.metrics = metrics
@@ -99,9 +105,14 @@ class Pipeline:
         self.metrics.images.inc()
         return prepared
 
-    def prepare_frame(self, image: np.ndarray) -> PreparedImage:
-        """Detect and align the faces of an already decoded image (a photo, or a frame of a clip or stream)."""
-        return prepare_faces(image, self.detector, self.classifier.spec, self._stage)
+    def prepare_frame(self, image: np.ndarray, expected: np.ndarray | None = None) -> PreparedImage:
+        """Detect and align the faces of an already decoded image (a photo, or a frame of a clip or stream):
+        over the whole image, or, given the boxes where tracked faces are expected, only around those."""
+        if expected is None:
+            return prepare_faces(image, self.detector, self.classifier.spec, self._stage)
+        with self._stage("detect_region"):
+            detections = self.detector.detect_around(image, expected, *self.region)
+        return aligned(image, detections, self.classifier.spec, self._stage)
 
     def analyse(self, data: bytes, classifier: EmotionClassifier | None = None) -> AnalysedImage:
         """One image start to finish in the calling thread, for the command line and benchmarks.

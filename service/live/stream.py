@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from service.inference.errors import ImageRejected
 from service.inference.imaging import decode_image
 from service.ops.access import key_is_valid
-from service.tracking.step import FrameStep, PreparedFrame, tracked_face
+from service.tracking.step import FrameStep, PreparedFrame, detection_schedule, tracked_face
 from service.tracking.tracker import FaceTracker
 
 if TYPE_CHECKING:  # the runtime holds the registry of streams below
@@ -99,7 +99,7 @@ class LiveStream:
         self.authorised = not keys or key_is_valid(presented_key, keys)
         self.options = StreamOptions(self.settings.stream_smoothing_s)
         self.tracker = FaceTracker(self.options.smoothing_s, self.settings.track_max_gap_s)
-        self.step = FrameStep(runtime.pipeline, self.tracker)
+        self.step = FrameStep(runtime.pipeline, self.tracker, detection_schedule(self.settings))
         self.started = time.monotonic()
         self.pending: _Frame | None = None
         self.frame_arrived = asyncio.Event()

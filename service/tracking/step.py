@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.config import Settings
 from service.inference.pipeline import AsyncClassify, Pipeline, PreparedImage
 from service.inference.results import emotion_scores, face_result
 from service.schemas import TrackedFace
+from service.tracking.schedule import DetectionSchedule
 from service.tracking.tracker import CutDetector, FaceTracker, Sighting
 
 
@@ -26,18 +28,25 @@ class PreparedFrame:
 
 
 class FrameStep:
-    """One clip's or stream's frames, in order; not shared between clips or streams."""
+    """One clip's or stream's frames, in order; not shared between clips or streams. With a schedule,
+    faces are detected over the whole frame on key frames only, and around the tracked faces between."""
 
-    def __init__(self, pipeline: Pipeline, tracker: FaceTracker) -> None:
+    def __init__(self, pipeline: Pipeline, tracker: FaceTracker, schedule: DetectionSchedule | None = None) -> None:
         self.pipeline = pipeline
         self.tracker = tracker
+        self.schedule = schedule
         self.cuts = CutDetector()
         self.classes = pipeline.classifier.classes
 
     def prepare(self, time_s: float, image: np.ndarray) -> PreparedFrame:
         """The blocking half: one thread at a time, frames in order."""
         cut = self.cuts.is_cut(image)
-        return PreparedFrame(time_s, self.pipeline.prepare_frame(image), cut)
+        if self.schedule is None:
+            return PreparedFrame(time_s, self.pipeline.prepare_frame(image), cut)
+        expected = self.schedule.plan(time_s, cut)
+        prepared = self.pipeline.prepare_frame(image, expected)
+        self.schedule.seen(time_s, expected, prepared.detections)
+        return PreparedFrame(time_s, prepared, cut)
 
     async def track(self, frame: PreparedFrame, classify: AsyncClassify) -> list[Sighting]:
         """The awaiting half: classify the frame's faces (if any) and link them to the tracks."""
@@ -51,4 +60,16 @@ class FrameStep:
 def tracked_face(face: Sighting, classes: tuple[str, ...]) -> TrackedFace:
     """A tracked face in the public schema: smoothed emotions, and this frame's raw ones beside them."""
     public = face_result(face.detection, face.smoothed.tolist(), classes)
-    return TrackedFace(**public.model_dump(), track_id=face.track_id, raw_emotions=emotion_scores(face.raw, classes))
+    return TrackedFace(
+        **public.model_dump(),
+        track_id=face.track_id,
+        raw_emotions=emotion_scores(face.raw, classes),
+        detection="region" if face.detection.region else "full",
+    )
+
+
+def detection_schedule(settings: Settings) -> DetectionSchedule | None:
+    """The schedule the settings ask for; None: full-frame detection on every frame."""
+    if settings.detection == "full":
+        return None
+    return DetectionSchedule(settings.detect_key_interval_s, settings.track_max_gap_s)

@@ -57,6 +57,12 @@ class BoxFilter:
         self.P = f @ self.P @ f.T + q
         return to_corners(self.x[:4])
 
+    def peek(self, dt: float) -> np.ndarray:
+        """The box expected dt seconds after the last update or prediction, without moving the state."""
+        centre = self.x[:4] + self.x[4:] * dt
+        centre[2:] = np.maximum(centre[2:], 1.0)
+        return to_corners(centre)
+
     def update(self, box: np.ndarray) -> None:
         side = max(self.x[2], self.x[3], 1.0)
         r = np.eye(4) * (MEASUREMENT_NOISE * side) ** 2
@@ -119,6 +125,12 @@ class FaceTracker:
     def reset(self) -> None:
         """End every track, e.g. at a cut: the next faces are new people even where the old ones stood."""
         self.tracks = []
+
+    def expected_boxes(self, time_s: float) -> np.ndarray:
+        """[N, 4]: where each live track's face should be at time_s."""
+        since = 0.0 if self.last_time_s is None else max(0.0, time_s - self.last_time_s)
+        live = [t for t in self.tracks if time_s - t.last_seen_s <= self.max_gap_s]
+        return np.array([t.filter.peek(since) for t in live]).reshape(-1, 4)
 
     def update(self, time_s: float, detections: list[Detection], probabilities: np.ndarray) -> list[Sighting]:
         """Assign the frame's faces (in detection order) to tracks; returns them in the same order."""

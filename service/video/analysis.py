@@ -23,7 +23,7 @@ from service.config import Settings
 from service.inference.pipeline import AsyncClassify, Pipeline
 from service.ops.metrics import Metrics
 from service.schemas import TrackedFace
-from service.tracking.step import FrameStep, tracked_face
+from service.tracking.step import FrameStep, detection_schedule, tracked_face
 from service.tracking.tracker import FaceTracker
 from service.video.decode import Clip, VideoLimits
 from service.video.summary import AnalysedFrame, ClipSummary
@@ -124,7 +124,8 @@ class ClipAnalysis:
     ) -> None:
         self.clip, self.fps = clip, min(fps, clip.info.fps)
         self.classify, self.metrics, self.deadline = classify, metrics, deadline
-        self.step = FrameStep(pipeline, FaceTracker(smoothing_s, settings.track_max_gap_s))
+        tracker = FaceTracker(smoothing_s, settings.track_max_gap_s)
+        self.step = FrameStep(pipeline, tracker, detection_schedule(settings))
         self.classes = self.step.classes
         self.summary = ClipSummary(self.classes, settings.track_min_frames, keep_timeline)
 

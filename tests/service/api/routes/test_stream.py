@@ -47,11 +47,11 @@ def test_each_person_keeps_one_track_id_across_a_real_clip(client: TestClient, n
             assert sum(face["raw_emotions"].values()) == pytest.approx(1, abs=1e-4)
 
 
-def test_smoothed_answers_change_class_less_often_than_raw_ones(client: TestClient) -> None:
+def test_smoothed_answers_change_class_less_often_than_raw_ones(full_detection_client: TestClient) -> None:
     def changes(labels: list[str]) -> int:
         return sum(a != b for a, b in itertools.pairwise(labels))
 
-    with client.websocket_connect("/v1/stream", subprotocols=["emotion-stream"]) as ws:
+    with full_detection_client.websocket_connect("/v1/stream", subprotocols=["emotion-stream"]) as ws:
         assert ws.accepted_subprotocol == "emotion-stream"
         ws.send_text(json.dumps({"smoothing": 2.0}))
         answers = answers_one_by_one(ws, JPEG_FRAMES["two-people-head-pose.webm"])

@@ -60,10 +60,11 @@ def test_two_people_side_by_side_keep_their_sides(answers: dict) -> None:
     assert max(left) < min(right)  # identities never swap across the frame
 
 
-def test_smoothing_makes_the_dominant_emotion_steadier(client: TestClient) -> None:
+def test_smoothing_makes_the_dominant_emotion_steadier(full_detection_client: TestClient) -> None:
     def changes(labels: list[str]) -> int:
         return sum(a != b for a, b in itertools.pairwise(labels))
 
+    client = full_detection_client
     body = post_clip(client, "clip.webm", clip_bytes("two-people-head-pose.webm"), fps=12)
     raw = smoothed = 0
     for track in body["tracks"]:
