@@ -39,7 +39,7 @@ def masked_means(weights: np.ndarray, values: np.ndarray, present: np.ndarray) -
     for each row of weights [rows, viewers]: [rows, seconds, ...], NaN where nobody is present."""
     viewers, seconds = present.shape
     filled = np.where(present.reshape(viewers, seconds, *([1] * (values.ndim - 2))), values, 0.0)
-    sums = weights @ filled.reshape(viewers, -1)
+    sums = weights @ filled.reshape(viewers, int(np.prod(values.shape[1:])))  # -1 fails with no viewers
     counts = weights @ present.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums.reshape(len(weights), seconds, -1) / counts[:, :, None]

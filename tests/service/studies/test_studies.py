@@ -204,3 +204,14 @@ def test_the_studies_page_shows_the_report_sessions_and_a_comparison(service: Li
         page.wait_for_selector("#comparison-table tr >> nth=7", timeout=20_000)
         assert page.locator("#comparison-table tr").count() == 8
         browser.close()
+
+
+def test_a_study_without_sessions_reports_nothing_yet(service: LiveService) -> None:
+    study_id = httpx.post(f"{service.base}/v1/studies", json={"name": "new", "stimulus_duration_s": 3}).json()[
+        "study_id"
+    ]
+    report = httpx.get(f"{service.base}/v1/studies/{study_id}/report").json()
+    assert report["sessions"] == {"uploaded": 0, "analysed": 0, "valid": 0, "excluded": []}
+    assert [s["n"] for s in report["seconds"]] == [0, 0, 0] and report["best_moment"] is None
+    assert httpx.get(f"{service.base}/v1/studies/{study_id}/report.png").status_code == 200
+    assert len(httpx.get(f"{service.base}/v1/studies/{study_id}/report.csv").text.splitlines()) == 4
