@@ -23,7 +23,7 @@ from service.config import Settings
 from service.inference.errors import ImageRejected, InferenceFailed, UnknownModel
 from service.jobs.database import open_database, utcnow
 from service.jobs.media import MediaStore, open_media_store
-from service.jobs.schema import STATES, Job
+from service.jobs.schema import CANCELLED, STATES, Job
 from service.jobs.store import JobStore
 from service.jobs.webhooks import WebhookSender, next_attempt
 from service.ops.admission import Overloaded
@@ -48,6 +48,15 @@ class Jobs:
         if job.media:
             self.media.delete(job.media)
             self.store.media_done(job.id)
+
+    def cancel(self, owner: str, job_id: str) -> Job | None:
+        """Cancel a queued or running job and delete its upload; a finished job is returned unchanged, and
+        None means there is no such job. Blocking: run it off the event loop."""
+        job = self.store.cancel(owner, job_id)
+        if job is not None and job.status == CANCELLED and job.media:  # cancelled just now
+            self.drop_media(job)
+            self.metrics.jobs.labels(CANCELLED).inc()
+        return job
 
 
 def open_jobs(settings: Settings, metrics: Metrics) -> Jobs:

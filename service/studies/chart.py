@@ -6,22 +6,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from service.inference.annotate import EMOTION_COLOURS, FONT  # the annotated photos' palette
 from service.studies.models import StudyReport
 
 WIDTH, HEIGHT = 1200, 620
 LEFT, RIGHT, TOP, BOTTOM = 70, 170, 60, 60
-# BGR, the demo's palette.
-COLOURS = {
-    "angry": (60, 60, 220),
-    "disgust": (60, 140, 60),
-    "fear": (160, 80, 140),
-    "happy": (0, 180, 240),
-    "sad": (200, 120, 40),
-    "surprise": (40, 120, 250),
-    "neutral": (140, 140, 140),
-}
 ATTENTION = (30, 30, 30)
-FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def report_png(report: StudyReport) -> bytes:
@@ -43,7 +33,7 @@ def report_png(report: StudyReport) -> bytes:
         x = x_of(event.time_s)
         cv2.line(canvas, (x, TOP), (x, TOP + plot_h), (120, 120, 120), 1, cv2.LINE_AA)
         cv2.putText(canvas, event.label[:24], (x + 4, TOP + 14), FONT, 0.42, (80, 80, 80), 1, cv2.LINE_AA)
-    for emotion, colour in COLOURS.items():
+    for emotion, colour in EMOTION_COLOURS.items():
         rows = [(s.t, s.emotions[emotion]) for s in report.seconds if emotion in s.emotions]
         band = [(t, e.share_ci) for t, e in rows if e.share is not None and None not in e.share_ci]
         if any(e.share for _, e in rows):  # no band for an emotion nobody showed: it would only add clutter
@@ -58,7 +48,7 @@ def report_png(report: StudyReport) -> bytes:
     if report.best_moment is not None:
         best = report.best_moment
         centre = (centre_of(best.t), y_of(best.share))
-        cv2.circle(canvas, centre, 7, COLOURS[best.emotion], 2, cv2.LINE_AA)
+        cv2.circle(canvas, centre, 7, EMOTION_COLOURS[best.emotion], 2, cv2.LINE_AA)
         label = f"best: {best.emotion} {best.share:.0%} at {best.t}s"
         cv2.putText(
             canvas, label, (centre[0] + 10, max(centre[1] - 10, TOP + 30)), FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA
@@ -93,7 +83,7 @@ def _curve(canvas: np.ndarray, points: list[tuple[int, int]], colour: tuple[int,
 
 def _legend(canvas: np.ndarray) -> None:
     x, y = WIDTH - RIGHT + 20, TOP + 10
-    for name, colour in [*COLOURS.items(), ("attention", ATTENTION)]:
+    for name, colour in [*EMOTION_COLOURS.items(), ("attention", ATTENTION)]:
         cv2.line(canvas, (x, y), (x + 24, y), colour, 2 if name != "attention" else 1, cv2.LINE_AA)
         cv2.putText(canvas, name, (x + 32, y + 4), FONT, 0.45, (40, 40, 40), 1, cv2.LINE_AA)
         y += 24

@@ -128,20 +128,25 @@ class Figures:
         return AttentionDrop(t=t, before=number(self.attention[t - 1]), after=number(self.attention[t]))
 
 
+def valid_panel(study: Study, views: list[SessionView], classes: tuple[str, ...]) -> Panel:
+    """The valid viewers' traces (analysed, not excluded) over the stimulus's seconds."""
+    valid = [v.trace for v in views if v.status == ANALYSED]
+    return Panel.of(valid, stimulus_seconds(study.stimulus_duration_s), classes)
+
+
 def study_report(
     study: Study, views: list[SessionView], classes: tuple[str, ...], threshold: float, resamples: int
-) -> tuple[StudyReport, Panel]:
-    """The report of a study's sessions as they stand, and the panel of valid viewers it was computed from."""
-    valid = [v for v in views if v.status == ANALYSED]
+) -> StudyReport:
+    """The report of a study's sessions as they stand."""
     finished = [v for v in views if v.status in (ANALYSED, EXCLUDED)]
-    panel = Panel.of([v.trace for v in valid], stimulus_seconds(study.stimulus_duration_s), classes)
+    panel = valid_panel(study, views, classes)
     figures = Figures(panel, threshold, resamples)
     summary = figures.summary()
     models = {}
     for view in finished:
         for role, ref in (view.models or {}).items():
             models.setdefault(role, ModelRef(**ref))
-    report = StudyReport(
+    return StudyReport(
         study_id=study.id,
         name=study.name,
         stimulus_duration_s=study.stimulus_duration_s,
@@ -152,7 +157,7 @@ def study_report(
         sessions=SessionCounts(
             uploaded=len(views),
             analysed=len(finished),
-            valid=len(valid),
+            valid=panel.viewers,
             excluded=[Exclusion(session_id=v.id, reason=v.reason or "") for v in views if v.status == EXCLUDED],
         ),
         seconds=figures.seconds(),
@@ -160,4 +165,3 @@ def study_report(
         best_moment=figures.best_moment(summary),
         attention_drop=figures.attention_drop(),
     )
-    return report, panel

@@ -129,14 +129,17 @@ class FaceTracker:
     def expected_boxes(self, time_s: float) -> np.ndarray:
         """[N, 4]: where each live track's face should be at time_s."""
         since = 0.0 if self.last_time_s is None else max(0.0, time_s - self.last_time_s)
-        live = [t for t in self.tracks if time_s - t.last_seen_s <= self.max_gap_s]
-        return np.array([t.filter.peek(since) for t in live]).reshape(-1, 4)
+        return np.array([t.filter.peek(since) for t in self._live(time_s)]).reshape(-1, 4)
+
+    def _live(self, time_s: float) -> list[Track]:
+        """Tracks whose face was seen within the gap a track survives."""
+        return [t for t in self.tracks if time_s - t.last_seen_s <= self.max_gap_s]
 
     def update(self, time_s: float, detections: list[Detection], probabilities: np.ndarray) -> list[Sighting]:
         """Assign the frame's faces (in detection order) to tracks; returns them in the same order."""
         dt = 0.0 if self.last_time_s is None else max(0.0, time_s - self.last_time_s)
         self.last_time_s = time_s
-        self.tracks = [t for t in self.tracks if time_s - t.last_seen_s <= self.max_gap_s]
+        self.tracks = self._live(time_s)
         for track in self.tracks:
             track.predicted = track.filter.predict(dt)
         assigned = self._match(detections)

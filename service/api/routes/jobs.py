@@ -109,6 +109,19 @@ async def submit(
         idempotency_key=idempotency_key,
         callback_url=options.callback_url,
     )
+    job = await queue(jobs, new, data, response)
+    return JobAccepted(
+        job_id=job.id,
+        status=job.status,
+        tag=job.tag,
+        created_at=utc(job.created_at),
+        links=Links(self=f"/v1/jobs/{job.id}"),
+    )
+
+
+async def queue(jobs: Jobs, new: NewJob, data: bytes, response: Response) -> Job:
+    """Create the job with its upload saved (202), or find the one its Idempotency-Key already made (200);
+    a key reused for another request is a 409. Either way, Location points at the job."""
     try:
         job, created = await asyncio.to_thread(
             jobs.store.create, new, lambda job_id: jobs.media.save(job_id, data), jobs.media.delete
@@ -120,13 +133,7 @@ async def submit(
     else:
         response.status_code = 200
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return JobAccepted(
-        job_id=job.id,
-        status=job.status,
-        tag=job.tag,
-        created_at=utc(job.created_at),
-        links=Links(self=f"/v1/jobs/{job.id}"),
-    )
+    return job
 
 
 def check_callback(url: str, jobs: Jobs) -> None:
@@ -217,10 +224,7 @@ async def list_jobs(
 @router.delete("/jobs/{job_id}", response_model=JobStatus, responses=NOT_FOUND)
 async def cancel_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JSONResponse:
     """Cancel a queued or running job and delete its upload and result; a finished job is left as it is."""
-    job = await asyncio.to_thread(jobs.store.cancel, owner, job_id)
+    job = await asyncio.to_thread(jobs.cancel, owner, job_id)
     if job is None:
         raise ApiError(404, "not_found", "no such job")
-    if job.status == "cancelled" and job.media:
-        await asyncio.to_thread(jobs.drop_media, job)
-        jobs.metrics.jobs.labels("cancelled").inc()
     return JSONResponse(job_status(job).model_dump(mode="json"))

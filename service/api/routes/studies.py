@@ -17,9 +17,10 @@ from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 
 from service.api.deps import JobsDep, OwnerDep, ReadyRuntimeDep
 from service.api.errors import ApiError
-from service.api.routes.jobs import checked_kind, utc
+from service.api.routes.jobs import checked_kind, queue, utc
 from service.api.routes.uploads import ERRORS
-from service.jobs.store import IdempotencyConflict, NewJob
+from service.jobs.store import NewJob
+from service.jobs.worker import Jobs
 from service.schemas import Emotion, ErrorResponse, ModelRef
 from service.studies.chart import report_png
 from service.studies.compare import compare_panels
@@ -34,7 +35,7 @@ from service.studies.models import (
     StudyList,
     StudyReport,
 )
-from service.studies.report import FIGURES_VERSION, study_report
+from service.studies.report import FIGURES_VERSION, study_report, valid_panel
 from service.studies.schema import Study
 from service.studies.sessions import SESSION
 from service.studies.store import ModelPinned, SessionView, StudyStore
@@ -99,7 +100,7 @@ async def compare_studies(
     resamples = jobs.settings.study_bootstrap_resamples
 
     def compute() -> StudyComparison:
-        panels = [study_report(s, store.views(s.id), EMOTIONS, threshold, resamples)[1] for s in (first, second)]
+        panels = [valid_panel(s, store.views(s.id), EMOTIONS) for s in (first, second)]
         return StudyComparison(
             a=first.id,
             b=second.id,
@@ -124,10 +125,7 @@ async def delete_study(study_id: str, jobs: JobsDep, owner: OwnerDep) -> Respons
     if job_ids is None:
         raise ApiError(404, "not_found", "no such study")
     for job_id in job_ids:
-        job = await asyncio.to_thread(jobs.store.cancel, owner, job_id)
-        if job is not None and job.status == "cancelled" and job.media:
-            await asyncio.to_thread(jobs.drop_media, job)
-            jobs.metrics.jobs.labels("cancelled").inc()
+        await asyncio.to_thread(jobs.cancel, owner, job_id)
     return Response(status_code=204)
 
 
@@ -183,18 +181,8 @@ async def add_session(
         request_digest=digest.hexdigest(),
         idempotency_key=idempotency_key,
     )
-    try:
-        job, created = await asyncio.to_thread(
-            jobs.store.create, new, lambda job_id: jobs.media.save(job_id, data), jobs.media.delete
-        )
-    except IdempotencyConflict:
-        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used for a different request") from None
-    if created:
-        jobs.metrics.jobs.labels("queued").inc()
-    else:
-        response.status_code = 200
+    job = await queue(jobs, new, data, response)
     await asyncio.to_thread(store.add_session, job)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
     return SessionAccepted(session_id=job.options["session_id"], job_id=job.id, status="queued")
 
 
@@ -219,29 +207,22 @@ def session_info(view: SessionView) -> SessionInfo:
     )
 
 
-async def computed_report(
-    study_id: str, jobs: JobsDep, owner: str, threshold: float
-) -> tuple[StudyReport, list[SessionView]]:
+async def computed_report(study_id: str, jobs: Jobs, owner: str, threshold: float) -> StudyReport:
     store = studies_of(jobs)
     study = await owned_study(store, owner, study_id)
     resamples = jobs.settings.study_bootstrap_resamples
-
-    def compute() -> tuple[StudyReport, list[SessionView]]:
-        views = store.views(study.id)
-        return study_report(study, views, EMOTIONS, threshold, resamples)[0], views
-
-    return await asyncio.to_thread(compute)
+    return await asyncio.to_thread(lambda: study_report(study, store.views(study.id), EMOTIONS, threshold, resamples))
 
 
 @router.get("/studies/{study_id}/report", response_model=StudyReport, responses=NOT_FOUND)
 async def get_report(study_id: str, jobs: JobsDep, owner: OwnerDep, threshold: Threshold = 0.5) -> StudyReport:
     """Per second and per emotion, over the valid viewers: how many showed it, how strongly, how sure."""
-    return (await computed_report(study_id, jobs, owner, threshold))[0]
+    return await computed_report(study_id, jobs, owner, threshold)
 
 
 @router.get("/studies/{study_id}/report.csv", responses=NOT_FOUND, response_class=Response)
 async def get_report_csv(study_id: str, jobs: JobsDep, owner: OwnerDep, threshold: Threshold = 0.5) -> Response:
-    report, _ = await computed_report(study_id, jobs, owner, threshold)
+    report = await computed_report(study_id, jobs, owner, threshold)
     return csv_response(report_csv(report), f"study-{study_id}.csv")
 
 
@@ -256,7 +237,7 @@ async def get_viewers_csv(study_id: str, jobs: JobsDep, owner: OwnerDep, thresho
 @router.get("/studies/{study_id}/report.png", responses=NOT_FOUND, response_class=Response)
 async def get_report_png(study_id: str, jobs: JobsDep, owner: OwnerDep, threshold: Threshold = 0.5) -> Response:
     """The report's chart, for slide decks."""
-    report, _ = await computed_report(study_id, jobs, owner, threshold)
+    report = await computed_report(study_id, jobs, owner, threshold)
     return Response(await asyncio.to_thread(report_png, report), media_type="image/png")
 
 

@@ -4,37 +4,21 @@
 // public API is used.
 "use strict";
 
-const COLOURS = {
-  angry: "#dc2828", disgust: "#288c28", fear: "#963ca0", happy: "#ffc800",
-  sad: "#1e78c8", surprise: "#ff8c00", neutral: "#aaaaaa",
-};
 const EMOTIONS = Object.keys(COLOURS);
 // One colour per person (track), so a box keeps its colour while its label changes.
 const PERSON_COLOURS = ["#2f6fde", "#e0457b", "#1aa37a", "#f08c00", "#7b5cd6", "#0f9bb5", "#b5651d", "#5f7d1a"];
 
-const $ = (id) => document.getElementById(id);
 const view = $("view");
 const ctx = view.getContext("2d");
 let webcam = null; // {stream, socket, timer, answered, started}
 let clipResult = null;
-
-function setStatus(text, isError = false) {
-  $("status").textContent = text;
-  $("status").classList.toggle("error", isError);
-}
-
-function apiHeaders() {
-  const key = $("api-key").value.trim();
-  return key ? { "X-API-Key": key } : {};
-}
 
 async function postFile(path, field, blob, name) {
   const form = new FormData();
   form.append(field, blob, name);
   const started = performance.now();
   const response = await fetch(path, { method: "POST", body: form, headers: apiHeaders() });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error ? `${body.error.code}: ${body.error.message}` : response.statusText);
+  const body = await answerOf(response);
   return { body, ms: performance.now() - started };
 }
 

@@ -3,25 +3,11 @@
 // Only the public API is used: /v1/studies.
 "use strict";
 
-const COLOURS = {
-  angry: "#dc2828", disgust: "#288c28", fear: "#963ca0", happy: "#ffc800",
-  sad: "#1e78c8", surprise: "#ff8c00", neutral: "#aaaaaa",
-};
-const $ = (id) => document.getElementById(id);
 const percent = (v) => (v === null || v === undefined ? "–" : `${Math.round(v * 1000) / 10}%`);
 const fixed = (v, digits = 3) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
 
-function setStatus(text, isError = false) {
-  $("status").textContent = text;
-  $("status").classList.toggle("error", isError);
-}
-
 async function api(path) {
-  const key = $("api-key").value.trim();
-  const response = await fetch(path, { headers: key ? { "X-API-Key": key } : {} });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error ? `${body.error.code}: ${body.error.message}` : response.statusText);
-  return body;
+  return answerOf(await fetch(path, { headers: apiHeaders() }));
 }
 
 // The 95% interval of one emotion's share, as a faint band around its curve.
