@@ -11,10 +11,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -22,6 +20,7 @@ import pytest
 from service.config import PROJECT_ROOT
 from tests.helpers.faces import fer_faces, jpeg
 from tests.helpers.live_service import LiveService, free_port, running_service
+from tests.helpers.load import Load
 from training.scenes import place_faces
 
 CONFIG = PROJECT_ROOT / "deploy" / "haproxy" / "haproxy.cfg"
@@ -33,53 +32,6 @@ DRAIN_S = 1.5
 pytestmark = pytest.mark.skipif(
     shutil.which("haproxy") is None, reason="haproxy is not installed (apt-get install haproxy)"
 )
-
-
-@dataclass
-class Outcome:
-    sent: float
-    done: float
-    status: int  # 0 for a connection error
-    server: str | None
-
-
-@dataclass
-class Load:
-    """Closed-loop clients posting one-face photos through the balancer until stopped (or 5 minutes)."""
-
-    url: str
-    outcomes: list[Outcome] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def client(self) -> None:
-        with httpx.Client(timeout=30) as http:
-            deadline = time.monotonic() + 300
-            while not self.stop.is_set() and time.monotonic() < deadline:
-                sent = time.monotonic()
-                try:
-                    response = http.post(self.url, files={"files": ("a.jpg", PHOTO, "image/jpeg")})
-                    status, server = response.status_code, response.headers.get("x-served-by")
-                except httpx.HTTPError:
-                    status, server = 0, None
-                self.outcomes.append(Outcome(sent, time.monotonic(), status, server))
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[Load]:
-        threads = [threading.Thread(target=self.client) for _ in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        try:
-            yield self
-        finally:
-            self.stop.set()
-            for thread in threads:
-                thread.join(timeout=60)
-
-    def failures(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status != 200]
-
-    def served_by(self, server: str, after: float) -> int:
-        return sum(o.server == server and o.sent > after for o in self.outcomes)
 
 
 def wait_until(condition, timeout_s: float = 60) -> None:
@@ -121,7 +73,7 @@ def instance(port: int):
 
 def test_rolling_restart_of_both_instances_fails_no_request(balancer: tuple[str, list[int]]) -> None:
     base, ports = balancer
-    load = Load(f"{base}/v1/predict")
+    load = Load(f"{base}/v1/predict", PHOTO, CLIENTS)
     with contextlib.ExitStack() as stack:
         services = [stack.enter_context(instance(p)) for p in ports]
         wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200)
@@ -156,7 +108,7 @@ def under_load(balancer: tuple[str, list[int]], load: Load) -> Iterator[LiveServ
 
 
 def test_a_killed_instance_fails_only_the_requests_it_was_holding(balancer: tuple[str, list[int]]) -> None:
-    load = Load(f"{balancer[0]}/v1/predict")
+    load = Load(f"{balancer[0]}/v1/predict", PHOTO, CLIENTS)
     with under_load(balancer, load) as first:
         killed_at = time.monotonic()
         first.process.kill()
@@ -170,7 +122,7 @@ def test_a_killed_instance_fails_only_the_requests_it_was_holding(balancer: tupl
 
 
 def test_a_hung_instance_is_taken_out_and_comes_back(balancer: tuple[str, list[int]]) -> None:
-    load = Load(f"{balancer[0]}/v1/predict")
+    load = Load(f"{balancer[0]}/v1/predict", PHOTO, CLIENTS)
     with under_load(balancer, load) as first:
         stopped_at = time.monotonic()
         first.process.send_signal(signal.SIGSTOP)
