@@ -15,6 +15,7 @@ from service.jobs.database import utcnow
 from service.studies.models import StudyCreate
 from service.studies.schema import ANALYSED, StudySession
 from service.studies.store import StudyStore
+from service.studies.trace import Trace
 from tests.helpers.live_service import running_service
 from tests.helpers.viewers import Viewer, screened_faces
 
@@ -33,7 +34,7 @@ def planted_traces(store: StudyStore, study_id: str, rng: np.random.Generator) -
                 if smiles and 28 <= t < 33:
                     scores = 0.2 * scores + 0.8 * np.eye(7)[3]
                 probabilities.append(None if rng.random() < 0.05 else [round(float(v), 5) for v in scores])
-            trace = {"probabilities": probabilities, "attentive": [p is not None for p in probabilities], "models": {}}
+            trace = Trace(probabilities, [p is not None for p in probabilities]).to_json() | {"models": {}}
             session.add(
                 StudySession(
                     id=f"bench{viewer:04d}",

@@ -238,7 +238,7 @@ def write_training_weights(path: Path, data: Path, labeller: Labeller) -> None:
 def run_probabilities(run: Path, faces: Dataset) -> np.ndarray:
     """A training run's best weights (not yet exported) on the faces, averaged with their mirror images
     as the exported graphs do, in float32."""
-    import torch
+    import torch  # here, so that auditing an exported model does not load torch
 
     from training.model import ModelConfig, build_network
     from training.train import TrainConfig, predict
