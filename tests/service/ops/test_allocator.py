@@ -1,4 +1,5 @@
-"""The worker threads that decode and detect share the main malloc arena (see service.ops.allocator)."""
+"""The worker threads that decode and detect share the main malloc arena, whose free pages go back to the
+kernel (see service.ops.allocator)."""
 
 from __future__ import annotations
 
@@ -46,12 +47,46 @@ print(arenas())
 """
 
 
-def arenas_after_a_worker_thread_prepares_an_image(setup: str) -> int:
+def run_python(code: str, *args: str) -> str:
+    """What `code` prints, run in a fresh process with glibc's own malloc defaults."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
-    command = [sys.executable, "-c", COUNT_ARENAS, setup]
-    return int(subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, text=True).stdout)
+    command = [sys.executable, "-c", code, *args]
+    return subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def arenas_after_a_worker_thread_prepares_an_image(setup: str) -> int:
+    return int(run_python(COUNT_ARENAS, setup))
 
 
 def test_worker_threads_allocate_from_the_main_arena_once_the_app_is_created() -> None:
     assert arenas_after_a_worker_thread_prepares_an_image("plain") > 1  # glibc's default: an arena per thread
     assert arenas_after_a_worker_thread_prepares_an_image("app") == 1
+
+
+# Free holes below live blocks, as uploads of every size leave them: glibc keeps them until trimmed.
+HOLES_IN_THE_HEAP = """
+import random
+from pathlib import Path
+from service.ops.allocator import return_free_pages, use_one_malloc_arena
+
+def rss_mb():
+    status = Path("/proc/self/status").read_text().splitlines()
+    return int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) // 1024
+
+use_one_malloc_arena()
+large = bytearray(8_000_000)
+del large  # as after the first large upload: glibc now keeps blocks this size in the heap, not in mmaps
+rng = random.Random(0)
+blocks = [bytearray(rng.randrange(10_000, 1_000_000)) for _ in range(1000)]
+live = blocks[::25]
+del blocks
+held = rss_mb()
+returned = return_free_pages()
+print(held, rss_mb(), returned)
+"""
+
+
+def test_free_pages_inside_the_heap_go_back_to_the_kernel() -> None:
+    held, after, returned = run_python(HOLES_IN_THE_HEAP).split()
+    assert returned == "True"
+    assert int(held) > 300 and int(after) < int(held) / 4  # 505 -> 41 MB when measured
