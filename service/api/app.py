@@ -20,7 +20,7 @@ from service.api.routes import jobs as jobs_routes
 from service.api.security import require_api_key
 from service.config import Settings, get_settings
 from service.jobs.worker import serving
-from service.ops.allocator import returning_free_pages, use_one_malloc_arena
+from service.ops.allocator import use_one_malloc_arena
 from service.ops.metrics import Metrics
 from service.ops.shutdown import Drain
 from service.studies.sessions import JOB_KINDS
@@ -49,10 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with (
-            serving(settings, metrics, settings.job_workers, JOB_KINDS) as (runtime, jobs),
-            returning_free_pages(),
-        ):
+        async with serving(settings, metrics, settings.job_workers, JOB_KINDS) as (runtime, jobs):
             app.state.runtime, app.state.jobs = runtime, jobs
             runtime.set_ready(True)
             Drain(runtime, asyncio.get_running_loop()).install()

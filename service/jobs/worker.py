@@ -27,6 +27,7 @@ from service.jobs.schema import CANCELLED, STATES, Job
 from service.jobs.store import JobStore
 from service.jobs.webhooks import WebhookSender, next_attempt
 from service.ops.admission import Overloaded
+from service.ops.allocator import returning_free_pages
 from service.ops.metrics import Metrics
 from service.runtime import Runtime, load_runtime, warm_up
 
@@ -225,9 +226,9 @@ async def serving(
     settings: Settings, metrics: Metrics, workers: int, kinds: Mapping[str, KindAnswer]
 ) -> AsyncIterator[tuple[Runtime, Jobs]]:
     """Models loaded and warmed, their batchers and `workers` job workers (for photos, clips and the
-    given kinds) running; on exit the workers
-    finish the jobs in hand (up to the shutdown timeout), then the batchers stop. The API's lifespan and
-    `python -m service worker` both run inside this."""
+    given kinds) running, and the heap's free pages returned to the kernel (service.ops.allocator); on exit
+    the workers finish the jobs in hand (up to the shutdown timeout), then the batchers stop. The API's
+    lifespan and `python -m service worker` both run inside this."""
     runtime = load_runtime(settings, metrics)
     await asyncio.to_thread(warm_up, runtime)
     for served in runtime.emotion_models.values():
@@ -236,7 +237,8 @@ async def serving(
     runner = JobRunner(jobs, runtime, workers, kinds)
     runner.start()
     try:
-        yield runtime, jobs
+        async with returning_free_pages():
+            yield runtime, jobs
     finally:
         await runner.stop(settings.shutdown_timeout_s)
         for served in runtime.emotion_models.values():

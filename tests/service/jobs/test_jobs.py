@@ -377,3 +377,27 @@ def test_the_documented_client_submits_receives_verifies_and_fetches(tmp_path: P
     lines = run.stdout.splitlines()
     assert lines[0].startswith("queued ") and len(lines) == 3
     assert all(re.fullmatch(r"person \d: \w+ over \d+ frames", line) for line in lines[1:])
+
+
+def test_workers_apart_from_the_api_take_its_jobs_and_stop_cleanly(tmp_path: Path) -> None:
+    """The API with no workers of its own queues; `python -m service worker` on the same store answers,
+    then finishes on SIGTERM with exit code 0."""
+    settings = job_settings(tmp_path, job_workers=0)
+    environment = {**os.environ, **{f"EMOTION_{key.upper()}": str(value) for key, value in settings.items()}}
+    with running_service(**settings) as service:
+        job_id = httpx.post(f"{service.base}/v1/jobs", files={"file": ("p.jpg", PHOTO)}).json()["job_id"]
+        time.sleep(1)
+        assert wait_for(service, job_id, ("queued", "running", "succeeded"))["status"] == "queued"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "service", "worker"], env=environment, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            job = wait_for(service, job_id, ("succeeded", "failed"))
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    assert job["status"] == "succeeded" and len(job["result"]["images"][0]["faces"]) == 2
+    assert "finishing the jobs in hand" in worker.stderr.read()
+    assert eventually(lambda: list((tmp_path / "media").iterdir()) == [])
