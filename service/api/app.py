@@ -20,7 +20,7 @@ from service.api.routes import jobs as jobs_routes
 from service.api.security import require_api_key
 from service.config import Settings, get_settings
 from service.jobs.worker import serving
-from service.ops.allocator import use_one_malloc_arena
+from service.ops.allocator import keep_one_warm_heap
 from service.ops.metrics import Metrics
 from service.ops.shutdown import Drain
 from service.studies.sessions import JOB_KINDS
@@ -39,7 +39,7 @@ def video_body_limit(settings: Settings) -> int:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    use_one_malloc_arena()  # before the worker threads allocate: see service.ops.allocator
+    keep_one_warm_heap()  # before the worker threads allocate: see service.ops.allocator
     metrics = Metrics()
     # Uploads are held in memory up to the request limit instead of spilling to temporary files:
     # client images are never written to disk.

@@ -12,7 +12,7 @@ import signal
 
 from service.config import Settings
 from service.jobs.worker import serving
-from service.ops.allocator import use_one_malloc_arena
+from service.ops.allocator import keep_one_warm_heap
 from service.ops.metrics import Metrics
 from service.studies.sessions import JOB_KINDS
 
@@ -24,7 +24,7 @@ async def run_workers(settings: Settings) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
     workers = max(1, settings.job_workers)
-    use_one_malloc_arena()  # before the worker threads allocate, as in the API: see service.ops.allocator
+    keep_one_warm_heap()  # before the worker threads allocate, as in the API: see service.ops.allocator
     async with serving(settings, Metrics(), workers, JOB_KINDS) as (runtime, _):
         runtime.set_ready(True)
         log.info("job workers running: %d", workers)
