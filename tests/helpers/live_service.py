@@ -47,6 +47,11 @@ class LiveService:
         return self.log_file.read()
 
 
+def service_environment(**settings: object) -> dict[str, str]:
+    """This process's environment with the settings as EMOTION_* variables, for a service process."""
+    return {**os.environ, **{f"EMOTION_{key.upper()}": str(value) for key, value in settings.items()}}
+
+
 @contextlib.contextmanager
 def running_service(
     startup_timeout_s: float = 60, port: int | None = None, **settings: object
@@ -55,8 +60,7 @@ def running_service(
 
     It listens on `port`, or on a free one. It is killed on exit if still running.
     """
-    env = {**os.environ, "EMOTION_HOST": "127.0.0.1", "EMOTION_PORT": str(port or free_port())}
-    env.update({f"EMOTION_{key.upper()}": str(value) for key, value in settings.items()})
+    env = service_environment(host="127.0.0.1", port=port or free_port(), **settings)
     with tempfile.TemporaryFile(mode="w+") as log_file:
         process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stderr=log_file, text=True)
         service = LiveService(f"http://127.0.0.1:{env['EMOTION_PORT']}", process, log_file)

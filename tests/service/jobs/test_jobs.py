@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 
 from tests.helpers.clips import clip_bytes
 from tests.helpers.faces import fer_faces, jpeg
-from tests.helpers.live_service import LiveService, free_port, running_service
+from tests.helpers.live_service import LiveService, free_port, running_service, service_environment
 from tests.helpers.object_store import s3_server
 from tests.helpers.postgres import postgres_server
 from tests.helpers.webhook_receiver import Receiver, webhook_receiver
@@ -383,14 +383,12 @@ def test_workers_apart_from_the_api_take_its_jobs_and_stop_cleanly(tmp_path: Pat
     """The API with no workers of its own queues; `python -m service worker` on the same store answers,
     then finishes on SIGTERM with exit code 0."""
     settings = job_settings(tmp_path, job_workers=0)
-    environment = {**os.environ, **{f"EMOTION_{key.upper()}": str(value) for key, value in settings.items()}}
     with running_service(**settings) as service:
         job_id = httpx.post(f"{service.base}/v1/jobs", files={"file": ("p.jpg", PHOTO)}).json()["job_id"]
         time.sleep(1)
         assert wait_for(service, job_id, ("queued", "running", "succeeded"))["status"] == "queued"
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "service", "worker"], env=environment, stderr=subprocess.PIPE, text=True
-        )
+        command = [sys.executable, "-m", "service", "worker"]
+        worker = subprocess.Popen(command, env=service_environment(**settings), stderr=subprocess.PIPE, text=True)
         try:
             job = wait_for(service, job_id, ("succeeded", "failed"))
             worker.send_signal(signal.SIGTERM)
