@@ -135,7 +135,18 @@ class Settings(BaseSettings):
         "5,300,1800,7200,18000,36000,36000",
         description="Seconds between webhook attempts after the first (Standard Webhooks' schedule).",
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, description="How long one webhook attempt waits for an answer.")
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="One webhook attempt in all: resolving, connecting, sending, the answer's headers."
+    )
+    webhook_concurrency: int = Field(16, ge=1, le=1000, description="Webhook attempts under way at once per process.")
+    webhook_target_concurrency: int = Field(
+        2, ge=1, le=100, description="Of those, at most this many to one receiver (scheme, host and port)."
+    )
+    media_orphan_age_s: float = Field(
+        600.0,
+        gt=0,
+        description="An upload no job owns (its request died before the job was stored) is deleted once this old.",
+    )
 
     # Audience studies (/v1/studies)
     study_session_fps: float = Field(
@@ -150,6 +161,12 @@ class Settings(BaseSettings):
     study_max_pitch_deg: float = Field(30.0, gt=0, le=90, description="Attentive: tilted at most this far up or down.")
     study_bootstrap_resamples: int = Field(
         1000, ge=1000, le=20000, description="Resamples of the viewers behind every bootstrap interval."
+    )
+    study_report_workers: int = Field(
+        1, ge=1, le=16, description="Threads computing study reports, apart from the ones decoding requests."
+    )
+    study_report_queue: int = Field(
+        8, ge=0, le=1000, description="Reports waiting for a thread; past it, 503 overloaded with Retry-After."
     )
 
     # Tracking (video and live streams)

@@ -198,6 +198,10 @@ class JobWebhook(BaseModel):
     attempts: int
     last_status: int | None = Field(None, description="The HTTP status of the last attempt; null if none came.")
     delivered_at: datetime | None = None
+    next_attempt_at: datetime | None = Field(None, description="When the next attempt is due; null once it ended.")
+    given_up_at: datetime | None = Field(
+        None, description="Set when the retries ended undelivered: the schedule ran out, or the receiver answered 410."
+    )
 
 
 class JobError(BaseModel):

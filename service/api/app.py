@@ -23,6 +23,7 @@ from service.jobs.worker import serving
 from service.ops.allocator import keep_one_warm_heap
 from service.ops.metrics import Metrics
 from service.ops.shutdown import Drain
+from service.studies.reports import ReportPool
 from service.studies.sessions import JOB_KINDS
 
 # Routes that take uploads: their key and the service's capacity are checked before their body is read.
@@ -51,11 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with serving(settings, metrics, settings.job_workers, JOB_KINDS) as (runtime, jobs):
             app.state.runtime, app.state.jobs = runtime, jobs
+            app.state.reports = ReportPool(settings.study_report_workers, settings.study_report_queue)
             runtime.set_ready(True)
             Drain(runtime, asyncio.get_running_loop()).install()
             yield
             runtime.set_ready(False)
             await runtime.streams.close_all(settings.shutdown_timeout_s)
+            app.state.reports.close()
 
     app = FastAPI(
         title="Emotion recognition service",

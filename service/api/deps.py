@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 
 from service.api.errors import ApiError
 from service.api.security import api_key_header
@@ -71,3 +71,17 @@ async def get_owner(request: Request, presented: Annotated[str | None, Depends(a
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]
+
+
+async def refuse_second_file(request: Request) -> None:
+    """One `file` part per request: a second one would otherwise be dropped without a word."""
+    form = await request.form()
+    if len(form.getlist("file")) > 1:
+        raise ApiError(422, "too_many_files", "send exactly one part named file")
+
+
+SingleFile = Depends(refuse_second_file)
+IdempotencyKeyDep = Annotated[
+    str | None,
+    Header(min_length=1, max_length=256, description="Makes a retried submission return what the first one made."),
+]

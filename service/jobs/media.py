@@ -2,7 +2,11 @@
 through pyarrow's filesystems, as the batch job reads its inputs) when replicas share the work.
 
 Media is written when the job is created and deleted when it ends: nothing a client sends is kept
-after analysis. Object-store endpoints and credentials come from the usual environment
+after analysis. It is written in full (under a temporary name, then renamed; an object store
+publishes an object whole) before the job's row is committed; an upload whose request died between
+the two belongs to no job, and the orphan sweep deletes it (service.jobs.worker.sweep_orphans).
+
+Object-store endpoints and credentials come from the usual environment
 (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
 """
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +23,9 @@ class MediaStore(Protocol):
     def save(self, job_id: str, data: bytes) -> str: ...
     def read(self, location: str) -> bytes: ...
     def delete(self, location: str) -> None: ...
+    def older_than(self, age_s: float) -> list[str]:
+        """The locations of every stored upload (finished or partial) last written more than `age_s` ago."""
+        ...
 
 
 class FolderMedia:
@@ -38,6 +46,15 @@ class FolderMedia:
 
     def delete(self, location: str) -> None:
         Path(location).unlink(missing_ok=True)
+
+    def older_than(self, age_s: float) -> list[str]:
+        cutoff = time.time() - age_s
+        found = []
+        for entry in os.scandir(self.folder):
+            with contextlib.suppress(FileNotFoundError):  # deleted meanwhile by its job
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    found.append(entry.path)
+        return found
 
 
 class ObjectStoreMedia:
@@ -63,6 +80,17 @@ class ObjectStoreMedia:
     def delete(self, location: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.filesystem.delete_file(location)
+
+    def older_than(self, age_s: float) -> list[str]:
+        from pyarrow import fs
+
+        cutoff = time.time() - age_s
+        listed = self.filesystem.get_file_info(fs.FileSelector(self.prefix.rstrip("/"), allow_not_found=True))
+        return [
+            info.path
+            for info in listed
+            if info.type == fs.FileType.File and info.mtime is not None and info.mtime.timestamp() < cutoff
+        ]
 
 
 def open_media_store(location: str) -> MediaStore:

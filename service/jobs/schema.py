@@ -46,3 +46,5 @@ class Job(Base):
     webhook_last_status: Mapped[int | None] = mapped_column(Integer)
     webhook_next_at: Mapped[datetime | None] = mapped_column(DateTime(), index=True)
     webhook_delivered_at: Mapped[datetime | None] = mapped_column(DateTime())
+    webhook_given_up_at: Mapped[datetime | None] = mapped_column(DateTime())  # every retry failed, or 410
+    webhook_target: Mapped[str | None] = mapped_column(String(300))  # scheme://host:port, see webhooks.target_of

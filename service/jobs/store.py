@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Engine, Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +23,9 @@ from sqlalchemy.orm import sessionmaker
 
 from service.jobs.database import utcnow
 from service.jobs.schema import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
+from service.jobs.webhooks import target_of
+
+T = TypeVar("T")
 
 
 class IdempotencyConflict(Exception):
@@ -116,15 +120,9 @@ class JobStore:
             query = query.where(Job.status == status)
         if tag:
             query = query.where(Job.tag == tag)
-        if cursor:
-            created, job_id = decode_cursor(cursor)
-            query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
-        query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        query = keyset_page(query, Job, cursor, limit, newest_first=True)
         with self.sessions() as session:
-            jobs = list(session.scalars(query))
-        more = len(jobs) > limit
-        jobs = jobs[:limit]
-        return Page(jobs, encode_cursor(jobs[-1]) if more else None)
+            return Page(*cut_page(list(session.scalars(query)), limit))
 
     def cancel(self, owner: str, job_id: str) -> Job | None:
         """Cancel a queued or running job and drop its result; a finished job is returned unchanged."""
@@ -191,22 +189,34 @@ class JobStore:
             job.webhook_id = f"msg_{job.id}"
             job.webhook_event = event_body(job)
             job.webhook_next_at = job.finished_at
+            job.webhook_target = target_of(job.callback_url)
 
     def media_done(self, job_id: str) -> None:
         with self.sessions.begin() as session:
             session.execute(update(Job).where(Job.id == job_id).values(media=None))
 
-    def due_webhook(self, lease_s: float) -> Job | None:
-        """A webhook to deliver now, held for `lease_s` so no other dispatcher sends it meanwhile."""
+    def due_webhooks(self, in_flight: dict[str, int], per_target: int, most: int, lease_s: float) -> list[Job]:
+        """Up to `most` webhooks to deliver now, oldest first, no target above `per_target` counting the
+        deliveries already in flight here, each held for `lease_s` so no other dispatcher sends it meanwhile."""
+        full = [target for target, count in in_flight.items() if count >= per_target]
         with self.sessions.begin() as session:
             now = utcnow()
-            query = select(Job).where(Job.webhook_next_at <= now).order_by(Job.webhook_next_at).limit(1)
-            job = session.scalars(self._locking(query)).first()
-            if job is not None:
-                job.webhook_next_at = now + timedelta(seconds=lease_s)
-            return job
+            query = select(Job).where(Job.webhook_next_at <= now)
+            if full:
+                query = query.where(or_(Job.webhook_target.is_(None), Job.webhook_target.not_in(full)))
+            candidates = session.scalars(self._locking(query.order_by(Job.webhook_next_at).limit(4 * most)))
+            chosen, taken = [], dict(in_flight)
+            for job in candidates:
+                if len(chosen) == most:
+                    break
+                if taken.get(job.webhook_target, 0) < per_target:
+                    taken[job.webhook_target] = taken.get(job.webhook_target, 0) + 1
+                    job.webhook_next_at = now + timedelta(seconds=lease_s)
+                    chosen.append(job)
+            return chosen
 
     def record_webhook(self, job_id: str, status: int | None, delivered: bool, next_at: datetime | None) -> None:
+        """One attempt's outcome: delivered, due again at `next_at`, or (neither) given up."""
         with self.sessions.begin() as session:
             job = session.get(Job, job_id)
             if job is None:
@@ -216,10 +226,19 @@ class JobStore:
             job.webhook_next_at = next_at
             if delivered:
                 job.webhook_delivered_at = utcnow()
+            elif next_at is None:
+                job.webhook_given_up_at = utcnow()
 
     def expired(self, before: datetime) -> list[Job]:
+        """Finished before the cutoff, with no webhook still to deliver (its retries finish first)."""
         with self.sessions() as session:
-            return list(session.scalars(select(Job).where(Job.status.in_(FINISHED), Job.finished_at < before)))
+            query = select(Job).where(Job.status.in_(FINISHED), Job.finished_at < before, Job.webhook_next_at.is_(None))
+            return list(session.scalars(query))
+
+    def media_locations(self) -> set[str]:
+        """Every upload a job still owns, to tell orphans in the media store."""
+        with self.sessions() as session:
+            return set(session.scalars(select(Job.media).where(Job.media.is_not(None))))
 
     def delete(self, job_ids: list[str]) -> None:
         with self.sessions.begin() as session:
@@ -232,11 +251,36 @@ class JobStore:
             return {status: count for status, count in rows}
 
 
-def encode_cursor(job: Job) -> str:
-    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+class Keyed(Protocol):
+    """A row paged by when it was made, its id breaking ties: jobs, studies, sessions."""
+
+    created_at: datetime
+    id: str
+
+
+def encode_cursor(row: Keyed) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Raises ValueError on a cursor this store did not write."""
-    created, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-    return datetime.fromisoformat(created), job_id
+    created, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+    return datetime.fromisoformat(created), row_id
+
+
+def cut_page(rows: list[T], limit: int) -> tuple[list[T], str | None]:
+    """A page's rows and the cursor of the next page, from `keyset_page`'s one row too many."""
+    return rows[:limit], encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+
+
+def keyset_page(query: Select, model: type, cursor: str | None, limit: int, newest_first: bool) -> Select:
+    """The query's page after `cursor`, in (created_at, id) order, one row more than `limit` (to tell a next page)."""
+    created, row_id = model.created_at, model.id
+    if cursor:
+        at, after = decode_cursor(cursor)
+        if newest_first:
+            query = query.where(or_(created < at, and_(created == at, row_id < after)))
+        else:
+            query = query.where(or_(created > at, and_(created == at, row_id > after)))
+    order = (created.desc(), row_id.desc()) if newest_first else (created, row_id)
+    return query.order_by(*order).limit(limit + 1)

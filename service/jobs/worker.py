@@ -25,7 +25,7 @@ from service.jobs.database import open_database, utcnow
 from service.jobs.media import MediaStore, open_media_store
 from service.jobs.schema import CANCELLED, STATES, Job
 from service.jobs.store import JobStore
-from service.jobs.webhooks import WebhookSender, next_attempt
+from service.jobs.webhooks import Attempt, WebhookSender, next_attempt, without_query
 from service.ops.admission import Overloaded
 from service.ops.allocator import returning_free_pages
 from service.ops.metrics import Metrics
@@ -168,6 +168,9 @@ class JobWorker:
 
 
 class WebhookDispatcher:
+    """Delivers due webhooks concurrently: up to `webhook_concurrency` at once, at most
+    `webhook_target_concurrency` to one receiver, so a slow receiver delays only its own events."""
+
     def __init__(self, jobs: Jobs) -> None:
         self.jobs = jobs
         settings = jobs.settings
@@ -175,21 +178,66 @@ class WebhookDispatcher:
             settings.webhook_secret.get_secret_value(), settings.webhook_allow_private, settings.webhook_timeout_s
         )
         self.delays = settings.webhook_retry_delays()
+        self.in_flight: dict[str, int] = {}  # deliveries under way, by target
+        self.deliveries: set[asyncio.Task] = set()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        await keep_running(self.step, stopping, self.jobs.settings.job_poll_s)
+        """Deliver until stopping, then let the deliveries under way end (each is bounded by the webhook
+        timeout); cancelled, as on a shutdown past its timeout, they are cancelled too and left to their lease."""
+        try:
+            await keep_running(self.step, stopping, self.jobs.settings.job_poll_s)
+            if self.deliveries:
+                await asyncio.wait(self.deliveries)
+        finally:
+            for delivery in self.deliveries:
+                delivery.cancel()
 
     async def step(self) -> bool:
-        """Make one due delivery attempt; False when none was due."""
-        job = await asyncio.to_thread(self.jobs.store.due_webhook, 2 * self.jobs.settings.webhook_timeout_s)
-        if job is None:
+        """Start the due deliveries there is room for; False when none was started."""
+        settings = self.jobs.settings
+        room = settings.webhook_concurrency - len(self.deliveries)
+        if room <= 0:
             return False
-        attempt = await asyncio.to_thread(self.sender.send, job.callback_url, job.webhook_id, job.webhook_event)
+        due = await asyncio.to_thread(
+            self.jobs.store.due_webhooks,
+            self.in_flight,
+            settings.webhook_target_concurrency,
+            room,
+            2 * settings.webhook_timeout_s,
+        )
+        for job in due:
+            target = job.webhook_target or "-"
+            self.in_flight[target] = self.in_flight.get(target, 0) + 1
+            delivery = asyncio.create_task(self.deliver(job))
+            self.deliveries.add(delivery)
+            delivery.add_done_callback(lambda task, target=target: self._ended(task, target))
+        return bool(due)
+
+    def _ended(self, delivery: asyncio.Task, target: str) -> None:
+        self.deliveries.discard(delivery)
+        self.in_flight[target] -= 1
+        if not self.in_flight[target]:
+            del self.in_flight[target]
+
+    async def deliver(self, job: Job) -> None:
+        """One attempt, recorded whatever happened: every failure counts against the schedule."""
+        try:
+            attempt = await self.sender.send(job.callback_url, job.webhook_id, job.webhook_event)
+        except Exception:
+            log.exception("webhook attempt for job %s failed unexpectedly", job.id)
+            attempt = Attempt(None, delivered=False)
         next_at = next_attempt(self.delays, job.webhook_attempts + 1, attempt)
         await asyncio.to_thread(self.jobs.store.record_webhook, job.id, attempt.status, attempt.delivered, next_at)
         outcome = "delivered" if attempt.delivered else "retrying" if next_at else "given_up"
+        if outcome == "given_up":
+            log.warning(
+                "webhook for job %s to %s given up after %d attempts (last status %s)",
+                job.id,
+                without_query(job.callback_url),
+                job.webhook_attempts + 1,
+                attempt.status,
+            )
         self.jobs.metrics.webhook_deliveries.labels(outcome).inc()
-        return True
 
 
 async def sweep(jobs: Jobs) -> bool:
@@ -204,6 +252,23 @@ async def sweep(jobs: Jobs) -> bool:
     counts = await asyncio.to_thread(jobs.store.counts)
     for state in STATES:
         jobs.metrics.jobs_in_state.labels(state).set(counts.get(state, 0))
+    return False  # nothing waits: the next sweep comes after the pause
+
+
+async def sweep_orphans(jobs: Jobs) -> bool:
+    """Delete uploads no job owns: their request died after saving the upload and before storing its job
+    (a crash, a kill -9). Only those older than `media_orphan_age_s`, so an upload being submitted right now,
+    on this replica or another, is never taken for one."""
+    old = await asyncio.to_thread(jobs.media.older_than, jobs.settings.media_orphan_age_s)
+    if old:
+        owned = await asyncio.to_thread(jobs.store.media_locations)
+        orphans = [location for location in old if location not in owned]
+        for location in orphans:
+            await asyncio.to_thread(jobs.media.delete, location)
+        if orphans:
+            log.warning(
+                "deleted %d uploads that no job owned (their requests ended before the job was stored)", len(orphans)
+            )
     return False  # nothing waits: the next sweep comes after the pause
 
 
@@ -257,7 +322,8 @@ class JobRunner:
         loops = [JobWorker(self.jobs, self.runtime, self.kinds).run(self.stopping) for _ in range(self.workers)]
         every_s = min(SWEEP_EVERY_S, self.jobs.settings.job_retention_h * 3600 / 2)
         sweeping = keep_running(lambda: sweep(self.jobs), self.stopping, every_s)
-        loops += [WebhookDispatcher(self.jobs).run(self.stopping), sweeping]
+        orphans = keep_running(lambda: sweep_orphans(self.jobs), self.stopping, self.jobs.settings.media_orphan_age_s)
+        loops += [WebhookDispatcher(self.jobs).run(self.stopping), sweeping, orphans]
         self.tasks = [asyncio.create_task(loop) for loop in loops]
 
     async def stop(self, timeout_s: float) -> None:
@@ -266,6 +332,8 @@ class JobRunner:
         done, pending = await asyncio.wait(self.tasks, timeout=timeout_s)
         for task in pending:
             task.cancel()
+        if pending:  # cancelled work ends at its next await: webhook attempts are async, never a thread
+            await asyncio.wait(pending, timeout=1)
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 log.error("a job loop failed", exc_info=task.exception())

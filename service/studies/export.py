@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 
 import numpy as np
 
@@ -14,8 +15,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def cell(value: object) -> object:
-    """A client's text made inert for spreadsheets, which would run a cell starting with = as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    """A client's text made inert for spreadsheets, which would run a cell starting with = as a formula,
+    also after leading spaces, or as a full-width ＝ (spreadsheets fold those to their ASCII forms)."""
+    if isinstance(value, str) and (
+        value.startswith(FORMULA_STARTS) or unicodedata.normalize("NFKC", value).lstrip().startswith(FORMULA_STARTS)
+    ):
         return "'" + value
     return "" if value is None else value
 

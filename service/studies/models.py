@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.schemas import ModelRef
 
@@ -14,13 +14,19 @@ Interval = tuple[float | None, float | None]
 
 
 class StudyEvent(BaseModel):
+    model_config = ConfigDict(strict=True)  # JSON true is not a time, nor "5" a number
+
     time_s: float = Field(ge=0, description="When it happens, in seconds from the stimulus's start.")
     label: str = Field(min_length=1, max_length=256, description='For example "brand appears".')
 
 
 class StudyCreate(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     name: str = Field(min_length=1, max_length=256)
-    stimulus_duration_s: float = Field(ge=1, le=3600, description="Length of the ad or stimulus every viewer watched.")
+    stimulus_duration_s: float = Field(
+        ge=1, le=3600, description="Length of the stimulus every viewer watched; at most the longest accepted clip."
+    )
     events: list[StudyEvent] = Field(default_factory=list, max_length=200)
 
     @model_validator(mode="after")
@@ -41,6 +47,7 @@ class StudyInfo(BaseModel):
 
 class StudyList(BaseModel):
     studies: list[StudyInfo] = Field(description="Newest first.")
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last.")
 
 
 class SessionAccepted(BaseModel):
@@ -62,6 +69,7 @@ class SessionInfo(BaseModel):
 
 class SessionList(BaseModel):
     sessions: list[SessionInfo] = Field(description="In upload order.")
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last.")
 
 
 class Exclusion(BaseModel):

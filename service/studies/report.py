@@ -21,7 +21,14 @@ from service.studies.models import (
 )
 from service.studies.panel import POSITIVE, Panel
 from service.studies.schema import ANALYSED, EXCLUDED, Study
-from service.studies.statistics import SEED, masked_means, percentile_interval, resample_counts, wilson
+from service.studies.statistics import (
+    SEED,
+    masked_means,
+    percentile_interval,
+    resample_counts,
+    second_chunks,
+    wilson,
+)
 from service.studies.store import SessionView
 from service.studies.trace import stimulus_seconds
 
@@ -38,20 +45,25 @@ def interval(lo: float, hi: float) -> tuple[float | None, float | None]:
 
 
 class Figures:
-    """Every figure of one panel at one threshold; the bootstrap is drawn once and shared."""
+    """Every figure of one panel at one threshold; the bootstrap is drawn once and shared.
+
+    The bootstrap works only on the seconds at which some viewer's face was seen, a chunk of seconds
+    at a time: its cost follows the data, and its memory stays bounded for any stimulus length.
+    """
 
     def __init__(self, panel: Panel, threshold: float, resamples: int) -> None:
         self.panel, self.threshold = panel, threshold
         self.weights = resample_counts(panel.viewers, resamples, np.random.default_rng(SEED))
         self.reached = panel.reached(threshold)
         self.n = panel.present.sum(axis=0)
+        self.seen = np.flatnonzero(self.n)  # the seconds with at least one face
         self.k = self.reached.sum(axis=0)  # [seconds, classes]
         with np.errstate(invalid="ignore", divide="ignore"):
             self.share = self.k / self.n[:, None]
         self.share_ci = wilson(self.k, self.n[:, None])
         one = np.ones((1, panel.viewers))
         self.mean = masked_means(one, panel.probabilities, panel.present)[0]
-        self.mean_ci = percentile_interval(masked_means(self.weights, panel.probabilities, panel.present))
+        self.mean_ci = self._mean_intervals()
         self.valence = masked_means(one, panel.valence()[..., None], panel.present)[0, :, 0]
         self.attention = (
             panel.attentive.sum(axis=0) / panel.viewers if panel.viewers else np.full(panel.seconds, np.nan)
@@ -102,16 +114,39 @@ class Figures:
             )
         return summaries
 
+    def _chunks(self) -> list[np.ndarray]:
+        """The seen seconds, in chunks a bootstrap array of which stays within its memory budget."""
+        chunks = second_chunks(len(self.seen), len(self.weights), len(self.panel.classes))
+        return [self.seen[chunk] for chunk in chunks]
+
+    def _mean_intervals(self) -> tuple[np.ndarray, np.ndarray]:
+        """[seconds, classes] bounds of the mean's 95% bootstrap interval; NaN at seconds nobody was seen."""
+        panel = self.panel
+        lo, hi = np.full((2, panel.seconds, len(panel.classes)), np.nan)
+        for seconds in self._chunks():
+            means = masked_means(self.weights, panel.probabilities[:, seconds], panel.present[:, seconds])
+            lo[seconds], hi[seconds] = percentile_interval(means)
+        return lo, hi
+
     def _peak_time_intervals(self) -> list[tuple[float | None, float | None]]:
         """For each class, the 95% bootstrap interval of the second at which its share peaks."""
-        shares = masked_means(self.weights, self.reached.astype(float), self.panel.present)  # [B, seconds, classes]
-        shares = np.where(np.isnan(shares), -np.inf, shares)
-        # Seconds tied at the top are equally the peak: a random one is taken, so a plateau widens the interval.
-        jitter = np.random.default_rng(SEED).uniform(0, 1e-9, shares.shape)
-        peaks = (shares + jitter).argmax(axis=1).astype(float)  # [B, classes]
-        peaks[np.all(np.isinf(shares), axis=1)] = np.nan
+        classes = len(self.panel.classes)
+        best = np.full((len(self.weights), classes), -np.inf)
+        peaks = np.full((len(self.weights), classes), np.nan)
+        jitter_rng = np.random.default_rng(SEED)
+        for seconds in self._chunks():
+            present = self.panel.present[:, seconds]
+            shares = masked_means(self.weights, self.reached[:, seconds].astype(float), present)  # [B, chunk, C]
+            shares = np.where(np.isnan(shares), -np.inf, shares)
+            # Seconds tied at the top are equally the peak: a random one is taken, so a plateau widens the interval.
+            shares += jitter_rng.uniform(0, 1e-9, shares.shape)
+            top = shares.argmax(axis=1)  # [B, C]
+            value = np.take_along_axis(shares, top[:, None, :], axis=1)[:, 0]
+            better = value > best
+            best = np.where(better, value, best)
+            peaks = np.where(better, seconds[top].astype(float), peaks)
         lo, hi = percentile_interval(peaks)
-        return [interval(lo[i], hi[i]) for i in range(len(self.panel.classes))]
+        return [interval(lo[i], hi[i]) for i in range(classes)]
 
     def best_moment(self, summary: dict[str, EmotionSummary]) -> BestMoment | None:
         peaks = [(s.peak, c) for c, s in summary.items() if c in POSITIVE and s.peak is not None]

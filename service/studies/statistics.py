@@ -46,6 +46,13 @@ def masked_means(weights: np.ndarray, values: np.ndarray, present: np.ndarray) -
     return means.reshape(len(weights), *values.shape[1:])
 
 
+def second_chunks(seconds: int, rows: int, classes: int, budget: int = 2_000_000) -> list[slice]:
+    """Slices of the seconds such that one [rows, chunk, classes] array holds at most `budget` numbers:
+    a bootstrap's memory stays bounded (16 MB an array) however long the stimulus is."""
+    step = max(1, budget // max(1, rows * classes))
+    return [slice(start, min(start + step, seconds)) for start in range(0, seconds, step)]
+
+
 def percentile_interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The central 95% of bootstrap samples along the first axis, ignoring NaN."""
     with np.errstate(invalid="ignore"), warnings.catch_warnings():

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, Select, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.jobs.database import utcnow
 from service.jobs.schema import FINISHED, Job
+from service.jobs.store import cut_page, keyset_page
 from service.studies.models import StudyCreate
 from service.studies.schema import FAILED, QUEUED, Study, StudySession
 from service.studies.trace import Trace
@@ -66,10 +67,11 @@ class StudyStore:
         with self.sessions() as session:
             return session.scalars(select(Study).where(Study.id == study_id, Study.owner == owner)).first()
 
-    def all(self, owner: str) -> list[Study]:
+    def page(self, owner: str, limit: int, cursor: str | None) -> tuple[list[Study], str | None]:
+        """Newest first, and the cursor of the next page; ValueError for a cursor this store did not give."""
+        query = keyset_page(select(Study).where(Study.owner == owner), Study, cursor, limit, newest_first=True)
         with self.sessions() as session:
-            query = select(Study).where(Study.owner == owner).order_by(Study.created_at.desc(), Study.id)
-            return list(session.scalars(query))
+            return cut_page(list(session.scalars(query)), limit)
 
     def delete(self, owner: str, study_id: str) -> list[str] | None:
         """Delete a study and every trace; its sessions' job ids (to cancel), or None if there is no such study."""
@@ -136,13 +138,37 @@ class StudyStore:
 
     def views(self, study_id: str) -> list[SessionView]:
         """Every session of a study in upload order, with its state."""
+        query = self._with_job_state().where(StudySession.study_id == study_id)
+        return self._views(query.order_by(StudySession.created_at, StudySession.id))
+
+    def views_page(self, study_id: str, limit: int, cursor: str | None) -> tuple[list[SessionView], str | None]:
+        """A page of `views`, and the cursor of the next; ValueError for a cursor this store did not give."""
+        query = self._with_job_state().where(StudySession.study_id == study_id)
+        return cut_page(self._views(keyset_page(query, StudySession, cursor, limit, newest_first=False)), limit)
+
+    def fingerprint(self, study_id: str) -> tuple:
+        """What a report depends on besides the study: every session and its state. Cheap (no traces),
+        so a cached report can be checked against it on every request."""
+        query = (
+            select(StudySession.id, StudySession.status, Job.status)
+            .outerjoin(Job, Job.id == StudySession.job_id)
+            .where(StudySession.study_id == study_id)
+            .order_by(StudySession.id)
+        )
         with self.sessions() as session:
-            rows = session.execute(
-                select(StudySession, Job.status, Job.error_message)
-                .outerjoin(Job, Job.id == StudySession.job_id)
-                .where(StudySession.study_id == study_id)
-                .order_by(StudySession.created_at, StudySession.id)
-            ).all()
+            return tuple(tuple(row) for row in session.execute(query))
+
+    def view(self, session_id: str) -> SessionView | None:
+        views = self._views(self._with_job_state().where(StudySession.id == session_id))
+        return views[0] if views else None
+
+    @staticmethod
+    def _with_job_state() -> Select:
+        return select(StudySession, Job.status, Job.error_message).outerjoin(Job, Job.id == StudySession.job_id)
+
+    def _views(self, query: Select) -> list[SessionView]:
+        with self.sessions() as session:
+            rows = session.execute(query).all()
         return [session_view(row, job_status, job_error) for row, job_status, job_error in rows]
 
 

@@ -174,6 +174,11 @@ class Clip:
         if declared_ms > 0 and last_ms < declared_ms - max(2 * 1000 / self.info.fps, interval_ms):
             self.partial_reason = f"the frames end at {last_ms:.0f} ms of the declared {declared_ms:.0f} ms"
 
+    def first_frame_decodes(self) -> bool:
+        """Whether a frame decodes: the check a queued clip gets before it is accepted. It consumes that
+        frame, so it is for clips that are closed afterwards, not analysed."""
+        return self.capture is not None and bool(self.capture.read()[0])
+
     def close(self) -> None:
         """Drop the decoder. Not `release()`: on a capture reading a Python stream it crashes OpenCV 5.0
         (the destructor frees the same resources safely)."""

@@ -1,9 +1,15 @@
-"""A mutation fuzzer for a running service: real clips, photos and stream frames, mutated, sent as a client would.
+"""A mutation fuzzer for a running service: real clips, photos and stream frames, mutated, sent as a client would;
+jobs with hostile webhook receivers and malformed options; study bodies.
 
-Each input is a seed (a shared clip, a photo of real FER-2013 faces, a frame of a clip) with byte
-flips, a truncation, or an edited MP4 box field. The service fails the run if it answers any 5xx
-(or an NDJSON/stream error of its own), dies, takes longer than the deadline, or keeps growing in
-memory once warm; the input that did it is kept in the artefact folder with what went wrong.
+Each media input is a seed (a shared clip, a photo of real FER-2013 faces, a frame of a clip) with
+byte flips, a truncation, or an edited MP4 box field. Jobs carry such media with options drawn from
+valid and malformed values, and callback URLs that point at receivers that trickle, hang, answer
+with huge or endless bodies, or odd statuses and Retry-After values, or do not parse. Study bodies
+are a valid study with one field replaced by a value of the wrong type, length or range. The
+service fails the run if it answers any 5xx (or an NDJSON/stream error of its own), dies, takes
+longer than the deadline, keeps growing in memory once warm, or, at the end, no longer delivers a
+good receiver's webhook within the deadline; the input that did it is kept in the artefact folder
+with what went wrong.
 
     python -m tests.helpers.fuzz --inputs 10000     # a long run against its own service
 """
@@ -11,6 +17,8 @@ memory once warm; the input that did it is kept in the artefact folder with what
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import json
 import random
 import struct
@@ -28,11 +36,22 @@ from websockets.sync.client import connect
 
 from tests.helpers.clips import PEOPLE, clip_bytes, clip_frames, write_clip
 from tests.helpers.faces import fer_faces, jpeg
+from tests.helpers.hostile_receiver import BEHAVIOURS, hostile_receiver
 from tests.helpers.live_service import LiveService, running_service
+from tests.helpers.webhook_receiver import webhook_receiver
 from training.scenes import place_faces
 
-# The service under fuzzing: the fast model, and a deadline the client can wait out.
-SERVICE_SETTINGS = {"emotion_models": "emotion-fast", "default_emotion_model": "emotion-fast", "video_timeout_s": 20}
+# The service under fuzzing: the fast model, a deadline the client can wait out, webhooks to loopback.
+SERVICE_SETTINGS = {
+    "emotion_models": "emotion-fast",
+    "default_emotion_model": "emotion-fast",
+    "video_timeout_s": 20,
+    "webhook_secret": "whsec_" + base64.b64encode(b"the fuzzer's webhook secret, 32b").decode(),
+    "webhook_allow_private": "true",
+    "webhook_timeout_s": 3,
+    "webhook_retry_delays_s": "1,2",
+    "job_poll_s": 0.1,
+}
 CLIENT_TIMEOUT_S = 30
 # Memory: after a warm-up that has been down every path (arenas and caches at their working size),
 # the service may not keep growing. While glibc held the free memory that uploads of every size
@@ -127,12 +146,39 @@ class Report:
         self.statuses[outcome] = self.statuses.get(outcome, 0) + 1
 
 
+# Callback URLs that must be refused with a 4xx, never a 5xx.
+MALFORMED_CALLBACKS = (
+    "http://a..b/",
+    "http://127.0.0.1:99999/",
+    "http://127.0.0.1:abc/",
+    "http://[::1/",
+    "http://" + "a" * 64 + ".example/",
+    "ftp://127.0.0.1/",
+    "http://user:pass@127.0.0.1/",
+    "http://[64:ff9b::a00:1]/",
+    "\x00http://127.0.0.1/",
+    "",
+)
+JOB_OPTIONS = {
+    "fps": ("5", "0", "-1", "nan", "inf", "1e308", "abc", "", "0.2"),
+    "smoothing": ("1", "-1", "nan", "1e999", "x"),
+    "model": ("emotion-fast", "nope", "", "emotion-fast:99"),
+    "tag": ("crm-1", "", "t" * 300, "\u202e"),
+}
+IDEMPOTENCY_KEYS = (None, "", "k", "k" * 300, "\u00e9t\u00e9")
+VALID_STUDY = {"name": "ad", "stimulus_duration_s": 30, "events": [{"time_s": 5, "label": "brand"}]}
+STUDY_VALUES = (None, True, False, 0, -1, 1e308, "30", "", "n" * 300, [], {}, [{"time_s": "x"}], 601, 3600.5)
+
+
 class Fuzzer:
-    def __init__(self, service: LiveService, seeds: Seeds, rng: random.Random, artefacts: Path) -> None:
+    def __init__(
+        self, service: LiveService, seeds: Seeds, rng: random.Random, artefacts: Path, callbacks: list[str]
+    ) -> None:
         self.service = service
         self.seeds = seeds
         self.rng = rng
         self.artefacts = artefacts
+        self.callbacks = callbacks + list(MALFORMED_CALLBACKS)
         self.report = Report(rss_start_mb=service.rss_mb())
         self.http = httpx.Client(base_url=service.base, timeout=CLIENT_TIMEOUT_S)
 
@@ -140,7 +186,7 @@ class Fuzzer:
         deadline = time.monotonic() + max_seconds
         try:
             while self.report.inputs < max_inputs and time.monotonic() < deadline and not self.report.findings:
-                kind = self.rng.choices(["photo", "clip", "frames"], weights=[5, 4, 1])[0]
+                kind = self.rng.choices(["photo", "clip", "frames", "job", "study"], weights=[5, 4, 1, 3, 2])[0]
                 getattr(self, f"_{kind}")()
                 self._check_process()
         finally:
@@ -161,17 +207,67 @@ class Fuzzer:
         accept = self.rng.choice(["application/json", "application/x-ndjson"])
         self._post("clip", name, mutation, data, "/v1/video?fps=1", {"file": (name, data)}, {"Accept": accept})
 
-    def _post(self, kind: str, seed: str, mutation: str, data: bytes, path: str, files: dict, headers: dict) -> None:
+    def _job(self) -> None:
+        """A photo or clip (mutated, or whole so that it queues) with drawn options and a drawn callback."""
+        seeds = self.seeds.photos if self.rng.random() < 0.6 else self.seeds.clips
+        name, mutation, data = self._mutated(seeds)
+        if self.rng.random() < 0.3:
+            mutation, data = "none", seeds[name]
+        form = {key: self.rng.choice(values) for key, values in JOB_OPTIONS.items() if self.rng.random() < 0.3}
+        form["callback_url"] = self.rng.choice(self.callbacks)
+        key = self.rng.choice(IDEMPOTENCY_KEYS)
+        headers = {} if key is None else {"Idempotency-Key": key.encode()}
+        self._post("job", name, mutation, data, "/v1/jobs", {"file": (name, data)}, headers, form)
+
+    def _study(self) -> None:
+        """A study body with one field replaced, then its report if it was made."""
+        body = json.loads(json.dumps(VALID_STUDY))
+        field_name = self.rng.choice(["name", "stimulus_duration_s", "events", "extra"])
+        body[field_name] = self.rng.choice(STUDY_VALUES)
+        payload = json.dumps(body).encode()
         try:
-            answer = self.http.post(path, files=files, headers=headers)
+            made = self.http.post("/v1/studies", content=payload, headers={"content-type": "application/json"})
+            self._judge("study", made, field_name, "replace", payload)
+            if made.status_code == 201:
+                threshold = self.rng.choice(["0.5", "0", "2", "nan", "x"])
+                study = made.json()["study_id"]
+                for form in ("report", "report.csv", "report.png"):
+                    self._judge(
+                        "study",
+                        self.http.get(f"/v1/studies/{study}/{form}?threshold={threshold}"),
+                        field_name,
+                        "report",
+                        payload,
+                    )
+        except httpx.TimeoutException:
+            self._found(f"no answer within {CLIENT_TIMEOUT_S} s", "study", field_name, "replace", payload)
+        except httpx.TransportError as error:
+            self._found(f"connection failed: {error!r}", "study", field_name, "replace", payload)
+
+    def _judge(self, kind: str, answer: httpx.Response, seed: str, mutation: str, data: bytes) -> None:
+        self.report.count(kind, str(answer.status_code))
+        if answer.status_code >= 500:
+            self._found(f"HTTP {answer.status_code}: {answer.text[:300]}", kind, seed, mutation, data)
+
+    def _post(
+        self,
+        kind: str,
+        seed: str,
+        mutation: str,
+        data: bytes,
+        path: str,
+        files: dict,
+        headers: dict,
+        form: dict | None = None,
+    ) -> None:
+        try:
+            answer = self.http.post(path, files=files, headers=headers, data=form)
         except httpx.TimeoutException:
             return self._found(f"no answer within {CLIENT_TIMEOUT_S} s", kind, seed, mutation, data)
         except httpx.TransportError as error:
             return self._found(f"connection failed: {error!r}", kind, seed, mutation, data)
-        self.report.count(kind, str(answer.status_code))
-        if answer.status_code >= 500:
-            self._found(f"HTTP {answer.status_code}: {answer.text[:300]}", kind, seed, mutation, data)
-        elif own_failure(answer.text.splitlines()[-1:] if answer.text else []):
+        self._judge(kind, answer, seed, mutation, data)
+        if answer.status_code < 500 and own_failure(answer.text.splitlines()[-1:] if answer.text else []):
             self._found(f"an error line of the service's own: {answer.text[-300:]}", kind, seed, mutation, data)
 
     def _frames(self) -> None:
@@ -225,9 +321,35 @@ def own_failure(lines: list[str]) -> bool:
 
 
 def fuzz(max_inputs: int, max_seconds: float, artefacts: Path, seed: int = 0) -> Report:
-    """Start a service, fuzz it, and return what happened."""
-    with running_service(**SERVICE_SETTINGS) as service:
-        return Fuzzer(service, Seeds.load(), random.Random(seed), artefacts).run(max_inputs, max_seconds)
+    """Start a service and hostile webhook receivers, fuzz it, check it still delivers, and return what happened."""
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        receivers = [stack.enter_context(hostile_receiver(b)) for b in BEHAVIOURS]
+        service = stack.enter_context(
+            running_service(
+                database_url=f"sqlite:///{folder / 'jobs.db'}", media_store=str(folder / "media"), **SERVICE_SETTINGS
+            )
+        )
+        fuzzer = Fuzzer(service, Seeds.load(), random.Random(seed), artefacts, [r.url for r in receivers])
+        report = fuzzer.run(max_inputs, max_seconds)
+        if not report.findings:
+            still_delivers(service, fuzzer)
+        return report
+
+
+def still_delivers(service: LiveService, fuzzer: Fuzzer) -> None:
+    """After the run, a good receiver's webhook must arrive within the deadline, whatever the others did."""
+    with webhook_receiver() as good:
+        photo = fuzzer.seeds.photos["scene.jpg"]
+        answer = httpx.post(
+            f"{service.base}/v1/jobs", files={"file": ("p.jpg", photo)}, data={"callback_url": good.url}, timeout=30
+        )
+        deadline = time.monotonic() + CLIENT_TIMEOUT_S + 30
+        while not good.deliveries and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if answer.status_code != 202 or not good.deliveries:
+            what = f"a good receiver got no webhook within the deadline (submission {answer.status_code})"
+            fuzzer._found(what, "webhook", "-", "-", b"")
 
 
 def main() -> None:

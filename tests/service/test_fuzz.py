@@ -14,6 +14,6 @@ FUZZ_SECONDS = float(os.environ.get("FUZZ_SECONDS", "75"))
 def test_mutated_media_never_harms_the_service() -> None:
     artefacts = Path(os.environ.get("FUZZ_ARTEFACTS", "fuzz-failures"))
     report = fuzz(max_inputs=100_000, max_seconds=FUZZ_SECONDS, artefacts=artefacts)
-    assert {"photo", "clip", "frame"} <= set(report.by_kind)
+    assert {"photo", "clip", "frame", "job", "study"} <= set(report.by_kind)
     assert report.rss_warm_mb is not None, f"only {report.inputs} inputs: too few to judge memory growth"
     assert not report.findings, f"kept in {artefacts}: {[f.what for f in report.findings]}"

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from service.answers import opened_clip
-from service.api.deps import JobsDep, OwnerDep, ReadyRuntimeDep
+from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import ApiError
 from service.api.routes.uploads import ERRORS
 from service.inference.errors import ImageRejected
@@ -80,6 +80,7 @@ def first(*values):
         200: {"model": JobAccepted, "description": "The job this Idempotency-Key already made."},
         409: {"model": ErrorResponse, "description": "The Idempotency-Key was used for a different request."},
     },
+    dependencies=[SingleFile],
 )
 async def submit(
     response: Response,
@@ -88,12 +89,12 @@ async def submit(
     owner: OwnerDep,
     file: Annotated[UploadFile, File(description=f"A clip ({CLIP_FORMATS}) or a photo.")],
     options: Annotated[JobOptions, Depends(job_options)],
-    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+    idempotency_key: IdempotencyKeyDep = None,
 ) -> JobAccepted:
     """Queue a clip or photo for analysis; answers at once with the job's id."""
     runtime.emotion(options.model)  # an unknown model is refused now, not when the job runs
     if options.callback_url is not None:
-        check_callback(options.callback_url, jobs)
+        await check_callback(options.callback_url, jobs)
     data = await file.read()
     kind = await checked_kind(runtime, data, options.fps)
     settings = {"fps": options.fps, "smoothing": options.smoothing, "model": options.model}
@@ -136,12 +137,12 @@ async def queue(jobs: Jobs, new: NewJob, data: bytes, response: Response) -> Job
     return job
 
 
-def check_callback(url: str, jobs: Jobs) -> None:
+async def check_callback(url: str, jobs: Jobs) -> None:
     if not jobs.settings.webhook_secret.get_secret_value():
         raise ApiError(422, "webhooks_not_configured", "this service has no webhook secret; poll the job instead")
     try:
         _, host, port = check_url(url)
-        safe_address(host, port, jobs.settings.webhook_allow_private)
+        await safe_address(host, port, jobs.settings.webhook_allow_private)
     except UnsafeTarget as unsafe:
         raise ApiError(422, "unsafe_callback_url", str(unsafe)) from None
 
@@ -150,7 +151,12 @@ async def checked_kind(runtime: Runtime, data: bytes, fps: float) -> Literal["vi
     """A clip or a photo, checked now as the synchronous endpoint would (bad media is never queued)."""
     if sniff_container(data) is not None:
         clip = await opened_clip(runtime, data, fps)
-        clip.close()
+        try:
+            if not await asyncio.to_thread(clip.first_frame_decodes):
+                runtime.metrics.rejected.labels("undecodable").inc()
+                raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
+        finally:
+            clip.close()
         return "video"
     if sniff_format(data) is not None or not data:
         s = runtime.settings
@@ -177,6 +183,8 @@ def job_status(job: Job, with_result: bool = True) -> JobStatus:
             attempts=job.webhook_attempts,
             last_status=job.webhook_last_status,
             delivered_at=utc(job.webhook_delivered_at),
+            next_attempt_at=utc(job.webhook_next_at),
+            given_up_at=utc(job.webhook_given_up_at),
         )
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
     return JobStatus(

@@ -11,11 +11,12 @@ import asyncio
 import hashlib
 import json
 import uuid
-from typing import Annotated, get_args
+from collections.abc import Callable
+from typing import Annotated, TypeVar, get_args
 
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 
-from service.api.deps import JobsDep, OwnerDep, ReadyRuntimeDep
+from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import ApiError
 from service.api.routes.jobs import checked_kind, queue, utc
 from service.api.routes.uploads import ERRORS
@@ -36,19 +37,44 @@ from service.studies.models import (
     StudyReport,
 )
 from service.studies.report import FIGURES_VERSION, study_report, valid_panel
+from service.studies.reports import ReportPool
 from service.studies.schema import Study
 from service.studies.sessions import SESSION
 from service.studies.store import ModelPinned, SessionView, StudyStore
 from service.video.decode import ACCEPTED as CLIP_FORMATS
 
+T = TypeVar("T")
 router = APIRouter(tags=["studies"])
 EMOTIONS: tuple[str, ...] = get_args(Emotion)
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such study for this API key."}}
+REPORT_ERRORS = {
+    **NOT_FOUND,
+    503: {"model": ErrorResponse, "description": "Study reports are at capacity; see Retry-After."},
+}
 Threshold = Annotated[float, Query(ge=0.05, le=0.95, description="Probability at which a viewer counts as showing it.")]
+
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Most items on one page.")]
+Cursor = Annotated[str | None, Query(max_length=512, description="The `next_cursor` of the previous page.")]
 
 
 def studies_of(jobs: JobsDep) -> StudyStore:
     return StudyStore(jobs.store.engine)
+
+
+async def get_reports(request: Request) -> ReportPool:
+    return request.app.state.reports
+
+
+ReportsDep = Annotated[ReportPool, Depends(get_reports)]
+
+
+async def paged(page: Callable[[], T]) -> T:
+    """A store's page, off the event loop; a cursor it did not give out is a 422."""
+    try:
+        return await asyncio.to_thread(page)
+    except ValueError:
+        raise ApiError(422, "invalid_request", "cursor: not a cursor this service gave out") from None
 
 
 async def owned_study(store: StudyStore, owner: str, study_id: str) -> Study:
@@ -73,20 +99,30 @@ def study_info(study: Study) -> StudyInfo:
 @router.post("/studies", status_code=201, response_model=StudyInfo)
 async def create_study(new: StudyCreate, jobs: JobsDep, owner: OwnerDep, response: Response) -> StudyInfo:
     """A study of one stimulus: its length and, optionally, its events (for example "brand appears")."""
+    longest = jobs.settings.video_max_duration_s
+    if new.stimulus_duration_s > longest:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"stimulus_duration_s: at most {longest:g} s, the longest recording a session may be",
+        )
     study = await asyncio.to_thread(studies_of(jobs).create, owner, new)
     response.headers["Location"] = f"/v1/studies/{study.id}"
     return study_info(study)
 
 
 @router.get("/studies", response_model=StudyList)
-async def list_studies(jobs: JobsDep, owner: OwnerDep) -> StudyList:
-    return StudyList(studies=[study_info(s) for s in await asyncio.to_thread(studies_of(jobs).all, owner)])
+async def list_studies(jobs: JobsDep, owner: OwnerDep, limit: Limit = 20, cursor: Cursor = None) -> StudyList:
+    """This key's studies, newest first; `next_cursor` fetches the next page."""
+    studies, next_cursor = await paged(lambda: studies_of(jobs).page(owner, limit, cursor))
+    return StudyList(studies=[study_info(s) for s in studies], next_cursor=next_cursor)
 
 
-@router.get("/studies/compare", response_model=StudyComparison, responses=NOT_FOUND)
+@router.get("/studies/compare", response_model=StudyComparison, responses=REPORT_ERRORS)
 async def compare_studies(
     jobs: JobsDep,
     owner: OwnerDep,
+    reports: ReportsDep,
     a: Annotated[str, Query(max_length=64)],
     b: Annotated[str, Query(max_length=64)],
     threshold: Threshold = 0.5,
@@ -110,7 +146,8 @@ async def compare_studies(
             emotions=compare_panels(*panels, threshold, resamples),
         )
 
-    return await asyncio.to_thread(compute)
+    fingerprints = [await asyncio.to_thread(store.fingerprint, s.id) for s in (first, second)]
+    return await reports.compute(("compare", first.id, second.id, threshold, resamples, *fingerprints), compute)
 
 
 @router.get("/studies/{study_id}", response_model=StudyInfo, responses=NOT_FOUND)
@@ -134,6 +171,7 @@ async def delete_study(study_id: str, jobs: JobsDep, owner: OwnerDep) -> Respons
     status_code=202,
     response_model=SessionAccepted,
     responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorResponse, "description": "Another model, or key reuse."}},
+    dependencies=[SingleFile],
 )
 async def add_session(
     study_id: str,
@@ -145,7 +183,7 @@ async def add_session(
     viewer: Annotated[str | None, Form(max_length=256, description="Your pseudonymous id for the viewer.")] = None,
     offset_s: Annotated[float, Form(ge=0, le=3600, description="Where the stimulus starts in the recording.")] = 0.0,
     model: Annotated[str | None, Form(description="Emotion model for the study's first session.")] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+    idempotency_key: IdempotencyKeyDep = None,
 ) -> SessionAccepted:
     """Queue one viewer's recording; it is analysed as a job (GET /v1/jobs/{job_id}) into a per-second trace,
     and deleted when the job ends."""
@@ -183,15 +221,21 @@ async def add_session(
     )
     job = await queue(jobs, new, data, response)
     await asyncio.to_thread(store.add_session, job)
-    return SessionAccepted(session_id=job.options["session_id"], job_id=job.id, status="queued")
+    view = await asyncio.to_thread(store.view, job.options["session_id"])  # a replay's real state
+    return SessionAccepted(
+        session_id=job.options["session_id"], job_id=job.id, status=view.status if view else "queued"
+    )
 
 
 @router.get("/studies/{study_id}/sessions", response_model=SessionList, responses=NOT_FOUND)
-async def list_sessions(study_id: str, jobs: JobsDep, owner: OwnerDep) -> SessionList:
+async def list_sessions(
+    study_id: str, jobs: JobsDep, owner: OwnerDep, limit: Limit = 100, cursor: Cursor = None
+) -> SessionList:
+    """The study's sessions in upload order; `next_cursor` fetches the next page."""
     store = studies_of(jobs)
     study = await owned_study(store, owner, study_id)
-    views = await asyncio.to_thread(store.views, study.id)
-    return SessionList(sessions=[session_info(v) for v in views])
+    views, next_cursor = await paged(lambda: store.views_page(study.id, limit, cursor))
+    return SessionList(sessions=[session_info(v) for v in views], next_cursor=next_cursor)
 
 
 def session_info(view: SessionView) -> SessionInfo:
@@ -207,38 +251,62 @@ def session_info(view: SessionView) -> SessionInfo:
     )
 
 
-async def computed_report(study_id: str, jobs: Jobs, owner: str, threshold: float) -> StudyReport:
+async def study_output(
+    study_id: str, jobs: Jobs, owner: str, reports: ReportPool, form: str, render: Callable[[Study, StudyStore], T]
+) -> T:
+    """A study's report in one form (the report itself, a CSV, a chart), computed in the report pool and
+    cached until one of the study's sessions changes."""
     store = studies_of(jobs)
     study = await owned_study(store, owner, study_id)
-    resamples = jobs.settings.study_bootstrap_resamples
-    return await asyncio.to_thread(lambda: study_report(study, store.views(study.id), EMOTIONS, threshold, resamples))
+    fingerprint = await asyncio.to_thread(store.fingerprint, study.id)
+    return await reports.compute((form, study.id, fingerprint), lambda: render(study, store))
 
 
-@router.get("/studies/{study_id}/report", response_model=StudyReport, responses=NOT_FOUND)
-async def get_report(study_id: str, jobs: JobsDep, owner: OwnerDep, threshold: Threshold = 0.5) -> StudyReport:
+def report_of(threshold: float, resamples: int) -> Callable[[Study, StudyStore], StudyReport]:
+    return lambda study, store: study_report(study, store.views(study.id), EMOTIONS, threshold, resamples)
+
+
+@router.get("/studies/{study_id}/report", response_model=StudyReport, responses=REPORT_ERRORS)
+async def get_report(
+    study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
+) -> StudyReport:
     """Per second and per emotion, over the valid viewers: how many showed it, how strongly, how sure."""
-    return await computed_report(study_id, jobs, owner, threshold)
+    report = report_of(threshold, jobs.settings.study_bootstrap_resamples)
+    return await study_output(study_id, jobs, owner, reports, f"report@{threshold}", report)
 
 
-@router.get("/studies/{study_id}/report.csv", responses=NOT_FOUND, response_class=Response)
-async def get_report_csv(study_id: str, jobs: JobsDep, owner: OwnerDep, threshold: Threshold = 0.5) -> Response:
-    report = await computed_report(study_id, jobs, owner, threshold)
-    return csv_response(report_csv(report), f"study-{study_id}.csv")
+@router.get("/studies/{study_id}/report.csv", responses=REPORT_ERRORS, response_class=Response)
+async def get_report_csv(
+    study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
+) -> Response:
+    report = report_of(threshold, jobs.settings.study_bootstrap_resamples)
+    text = await study_output(
+        study_id, jobs, owner, reports, f"csv@{threshold}", lambda *args: report_csv(report(*args))
+    )
+    return csv_response(text, f"study-{study_id}.csv")
 
 
-@router.get("/studies/{study_id}/viewers.csv", responses=NOT_FOUND, response_class=Response)
-async def get_viewers_csv(study_id: str, jobs: JobsDep, owner: OwnerDep, threshold: Threshold = 0.5) -> Response:
-    store = studies_of(jobs)
-    study = await owned_study(store, owner, study_id)
-    views = await asyncio.to_thread(store.views, study.id)
-    return csv_response(viewers_csv(views, EMOTIONS, threshold), f"study-{study_id}-viewers.csv")
+@router.get("/studies/{study_id}/viewers.csv", responses=REPORT_ERRORS, response_class=Response)
+async def get_viewers_csv(
+    study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
+) -> Response:
+    def render(study: Study, store: StudyStore) -> str:
+        return viewers_csv(store.views(study.id), EMOTIONS, threshold)
+
+    text = await study_output(study_id, jobs, owner, reports, f"viewers@{threshold}", render)
+    return csv_response(text, f"study-{study_id}-viewers.csv")
 
 
-@router.get("/studies/{study_id}/report.png", responses=NOT_FOUND, response_class=Response)
-async def get_report_png(study_id: str, jobs: JobsDep, owner: OwnerDep, threshold: Threshold = 0.5) -> Response:
+@router.get("/studies/{study_id}/report.png", responses=REPORT_ERRORS, response_class=Response)
+async def get_report_png(
+    study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
+) -> Response:
     """The report's chart, for slide decks."""
-    report = await computed_report(study_id, jobs, owner, threshold)
-    return Response(await asyncio.to_thread(report_png, report), media_type="image/png")
+    report = report_of(threshold, jobs.settings.study_bootstrap_resamples)
+    png = await study_output(
+        study_id, jobs, owner, reports, f"png@{threshold}", lambda *args: report_png(report(*args))
+    )
+    return Response(png, media_type="image/png")
 
 
 def csv_response(text: str, filename: str) -> Response:

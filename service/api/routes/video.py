@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from service.answers import VideoAnswer, opened_clip
-from service.api.deps import EmotionModelDep, ReadyRuntimeDep
+from service.api.deps import EmotionModelDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import DOMAIN_ERRORS, ApiError, as_api_error, error_body, timed_out
 from service.api.routes.uploads import ERRORS
 from service.schemas import ErrorResponse, VideoResponse
@@ -39,7 +39,7 @@ VIDEO_ERRORS = {
 }
 
 
-@router.post("/video", response_model=VideoResponse, responses=VIDEO_ERRORS)
+@router.post("/video", response_model=VideoResponse, responses=VIDEO_ERRORS, dependencies=[SingleFile])
 async def video(
     request: Request,
     runtime: ReadyRuntimeDep,

@@ -8,6 +8,7 @@ import io
 import re
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from service.studies.export import cell
 from tests.helpers.browser import CHROMIUM_FLAGS
 from tests.helpers.clips import clip_bytes
 from tests.helpers.data import videos_dir
@@ -215,3 +217,78 @@ def test_a_study_without_sessions_reports_nothing_yet(service: LiveService) -> N
     assert [s["n"] for s in report["seconds"]] == [0, 0, 0] and report["best_moment"] is None
     assert httpx.get(f"{service.base}/v1/studies/{study_id}/report.png").status_code == 200
     assert len(httpx.get(f"{service.base}/v1/studies/{study_id}/report.csv").text.splitlines()) == 4
+
+
+def test_study_bodies_are_strict_and_bounded_by_the_longest_clip(service: LiveService) -> None:
+    base = service.base
+    for body in (
+        {"name": "long", "stimulus_duration_s": 601},  # longer than any recording may be
+        {"name": "bool", "stimulus_duration_s": True},
+        {"name": "text", "stimulus_duration_s": "30"},
+        {"name": "event", "stimulus_duration_s": 30, "events": [{"time_s": False, "label": "x"}]},
+    ):
+        answer = httpx.post(f"{base}/v1/studies", json=body)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_request", body
+
+
+def test_an_empty_study_at_the_longest_length_reports_cheaply(service: LiveService) -> None:
+    """Six reports of an empty 600 s study at once: nothing to resample, so no memory to speak of; photos
+    are answered meanwhile."""
+    study_id = httpx.post(f"{service.base}/v1/studies", json={"name": "empty", "stimulus_duration_s": 600}).json()[
+        "study_id"
+    ]
+    before = service.rss_mb()
+    with ThreadPoolExecutor(7) as pool:
+        routes = ["report", "report.csv", "report.png", "report?threshold=0.3", "report?threshold=0.4", "viewers.csv"]
+        reports = [pool.submit(httpx.get, f"{service.base}/v1/studies/{study_id}/{r}", timeout=60) for r in routes]
+        photo = pool.submit(
+            httpx.post, f"{service.base}/v1/predict", files={"files": ("p.jpg", jpeg(fer_faces("happy", 1)[0]))}
+        )
+        assert photo.result().status_code == 200
+        assert [r.result().status_code for r in reports] == [200] * 6
+    assert service.rss_mb() - before < 150
+
+
+def test_lists_are_paged_with_cursors(service: LiveService, planted: str) -> None:
+    base = service.base
+    for i in range(12):
+        httpx.post(f"{base}/v1/studies", json={"name": f"paged-{i}", "stimulus_duration_s": 5})
+    everything = httpx.get(f"{base}/v1/studies", params={"limit": 100}).json()["studies"]
+    pages, cursor = [], None
+    while True:
+        page = httpx.get(f"{base}/v1/studies", params={"limit": 5, **({"cursor": cursor} if cursor else {})}).json()
+        pages.append(page["studies"])
+        if not (cursor := page["next_cursor"]):
+            break
+    assert all(len(p) == 5 for p in pages[:-1]) and [s for p in pages for s in p] == everything
+    sessions = httpx.get(f"{base}/v1/studies/{planted}/sessions").json()["sessions"]
+    first = httpx.get(f"{base}/v1/studies/{planted}/sessions", params={"limit": 20}).json()
+    rest = httpx.get(f"{base}/v1/studies/{planted}/sessions", params={"cursor": first["next_cursor"]}).json()
+    assert first["sessions"] + rest["sessions"] == sessions and rest["next_cursor"] is None
+    assert httpx.get(f"{base}/v1/studies", params={"cursor": "bm90IG91cnM="}).status_code == 422
+
+
+def test_a_replayed_session_answers_its_real_state(service: LiveService) -> None:
+    base = service.base
+    study_id = httpx.post(f"{base}/v1/studies", json={"name": "replay", "stimulus_duration_s": 3}).json()["study_id"]
+
+    def send() -> httpx.Response:
+        clip = clip_bytes("asl-thanks.mkv")
+        return httpx.post(
+            f"{base}/v1/studies/{study_id}/sessions",
+            files={"file": ("c.mkv", clip)},
+            headers={"Idempotency-Key": "viewer-7-try"},
+        )
+
+    first = send()
+    assert first.status_code == 202 and first.json()["status"] == "queued"
+    (session,) = wait_for_sessions(base, study_id)
+    again = send()
+    assert again.status_code == 200 and again.json()["session_id"] == first.json()["session_id"]
+    assert again.json()["status"] == session["status"] != "queued"
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_made_inert() -> None:
+    for text in ("=1+1", " =1+1", "\u3000=1", "\uff1dSUM(A1)", "\uff0b1", "@cmd", "\t-2"):
+        assert cell(text) == "'" + text
+    assert cell("viewer 17") == "viewer 17" and cell(0.5) == 0.5
