@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN ?= runs/xception
 
-.PHONY: help serve test test-container prepare lint train export evaluate bench screenshots clean labeller samples fairness
+.PHONY: help serve test test-fast test-container prepare lint train export evaluate bench screenshots clean labeller samples fairness
 .DEFAULT_GOAL := help
 
 # Python caches compiled imports even where the environment turns that off: the suite starts
@@ -38,7 +38,11 @@ serve: prepare ## Serve on HOST:PORT (default 127.0.0.1:8000) with the embedded 
 
 test: $(VENV)/.dev prepare labeller samples ## ruff and the whole test suite (CI runs it, then test-container)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+
+test-fast: $(VENV)/.dev prepare ## The unit tests alone: no processes or servers (well under a minute)
+	$(PY) -m pytest -m unit -q
 
 # Builds the images from the Dockerfile with podman and runs them as users do (tests/container);
 # installs podman, runc and debootstrap if missing, and makes a local Debian base image once.

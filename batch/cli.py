@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if args.model:
         name = args.model.partition(":")[0]
-        settings = settings.model_copy(update={"emotion_models": args.model, "default_emotion_model": name})
+        settings = settings.model_copy(update={"emotion_models": [args.model], "default_emotion_model": name})
     options = JobOptions(
         source=args.input,
         output=args.output,

@@ -1,5 +1,5 @@
 """`python -m service`: serve with uvicorn using the EMOTION_* settings; `python -m service worker`: job
-workers alone (service.jobs.standalone)."""
+workers alone (service.process.run_workers)."""
 
 import asyncio
 import logging
@@ -7,11 +7,12 @@ import signal
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from service.api.middleware import configure_logging
 from service.config import UnreadableKeys, get_settings
-from service.jobs.standalone import run_workers
 from service.ops.connections import HeaderDeadlineProtocol
+from service.process import run_workers
 
 # Idle keep-alive connections are closed after this; the balancer's own idle timeout must be shorter.
 KEEP_ALIVE_S = 5
@@ -20,8 +21,22 @@ EXIT_CONFIG = 78
 log = logging.getLogger("service")
 
 
+def settings_problems(invalid: ValidationError) -> str:
+    """Pydantic's errors as the variables an operator sets: EMOTION_NAME: what is wrong."""
+    problems = []
+    for error in invalid.errors():
+        name = str(error["loc"][0]).upper() if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"EMOTION_{name}: {message}" if name else message)
+    return "; ".join(problems)
+
+
 def main() -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as invalid:  # before logging is set up: one line on stderr, then stop
+        print(f"invalid settings, not starting: {settings_problems(invalid)}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
     configure_logging(settings.log_level)
     if sys.argv[1:] == ["worker"]:
         asyncio.run(run_workers(settings))
@@ -31,7 +46,7 @@ def main() -> None:
     except UnreadableKeys as unreadable:
         log.critical("%s; not starting without the keys it should hold", unreadable)
         sys.exit(EXIT_CONFIG)
-    # After service.ops.shutdown's drain, uvicorn finishes requests, then re-raises SIGTERM with this
+    # After service.api.shutdown's drain, uvicorn finishes requests, then re-raises SIGTERM with this
     # handler restored: exit 0, since a drained shutdown is a clean one.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from service.inference.errors import ImageRejected
 from service.inference.pipeline import AnalysedImage
 from service.inference.results import image_result, model_refs, safe_filename
+from service.options import ClipOptions
 from service.runtime import Runtime, ServedModel
 from service.schemas import PredictResponse, TrackedFace, VideoInfo, VideoResponse
 from service.video.analysis import ClipAnalysis, open_clip
@@ -18,8 +19,9 @@ from service.video.summary import AnalysedFrame
 
 
 async def analyse_photos(runtime: Runtime, emotion: ServedModel, uploads: list[bytes]) -> list[AnalysedImage]:
-    """A request's photos within the photo timeout (TimeoutError past it), holding an admission slot."""
-    with runtime.admission.slot(), emotion.batcher.reserve() as classify:
+    """A request's photos within the photo timeout (TimeoutError past it). The caller holds the admission
+    slot: the route for a request, the worker for a job."""
+    with emotion.batcher.reserve() as classify:
         return await asyncio.wait_for(
             runtime.pipeline.analyse_many(uploads, classify), runtime.settings.request_timeout_s
         )
@@ -53,12 +55,12 @@ class VideoAnswer:
         runtime: Runtime,
         emotion: ServedModel,
         clip: Clip,
-        options: tuple[float, float],
+        options: ClipOptions,
         filename: str | None,
         request_id: str,
         keep_timeline: bool,
     ) -> None:
-        fps, smoothing = options
+        fps, smoothing = options.fps, options.smoothing
         self.runtime, self.emotion, self.clip = runtime, emotion, clip
         self.filename, self.request_id = safe_filename(filename), request_id
         deadline = time.monotonic() + runtime.settings.video_timeout_s

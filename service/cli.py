@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+from pydantic import ValidationError
 
 from service.config import get_settings
 from service.inference.annotate import draw_faces, encode
@@ -31,6 +32,7 @@ from service.inference.errors import ImageRejected, UnknownModel
 from service.inference.imaging import sniff_container, sniff_format
 from service.inference.results import image_result
 from service.ops.metrics import Metrics
+from service.options import DEFAULT_CLIP, FPS_HELP, SMOOTHING_HELP, ClipOptions
 from service.runtime import Runtime, load_runtime
 from service.video.analysis import ClipAnalysis, open_clip
 
@@ -77,10 +79,11 @@ def photo_summary_rows(file: str, result: dict) -> Iterator[dict]:
 
 
 async def clip_rows(
-    runtime: Runtime, path: Path, fps: float, smoothing: float, summary_only: bool, model: str | None = None
+    runtime: Runtime, path: Path, options: ClipOptions, summary_only: bool, model: str | None = None
 ) -> AsyncIterator[dict]:
     """A clip's rows: one per face per analysed frame, or with `summary_only` one per track at the end."""
     classifier = runtime.emotion(model).classifier
+    fps, smoothing = options.fps, options.smoothing
     clip = open_clip(path.read_bytes(), fps, runtime.settings)
 
     async def classify(crops: np.ndarray) -> np.ndarray:
@@ -155,7 +158,8 @@ def predict(paths: list[Path], out: TextIO, options: argparse.Namespace) -> int:
 
 
 async def write_clip(runtime: Runtime, path: Path, writer: RowWriter, options: argparse.Namespace) -> None:
-    async for row in clip_rows(runtime, path, options.fps, options.smoothing, options.summary, options.model):
+    clip = ClipOptions(fps=options.fps, smoothing=options.smoothing)
+    async for row in clip_rows(runtime, path, clip, options.summary, options.model):
         writer.write(row)
 
 
@@ -183,11 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     run.add_argument("--output", type=Path, help="write here instead of standard output")
     run.add_argument("--annotate", type=Path, metavar="DIR", help="also write annotated copies of photos to DIR")
-    run.add_argument("--fps", type=float, default=5.0, help="clips: frames analysed per second of video")
-    run.add_argument("--smoothing", type=float, default=1.0, help="clips: seconds of smoothing per person")
+    run.add_argument("--fps", type=float, default=DEFAULT_CLIP.fps, help=f"clips: {FPS_HELP.lower()}")
+    run.add_argument("--smoothing", type=float, default=DEFAULT_CLIP.smoothing, help=f"clips: {SMOOTHING_HELP.lower()}")
     run.add_argument("--summary", action="store_true", help="one row per person (track) instead of per face")
     run.add_argument("--model", help="emotion model, e.g. emotion-fast; default: the service's default")
     args = parser.parse_args(argv)
+    try:  # the ranges of /v1/video
+        ClipOptions(fps=args.fps, smoothing=args.smoothing)
+    except ValidationError as invalid:
+        parser.error("; ".join(f"--{error['loc'][0]}: {error['msg']}" for error in invalid.errors()))
     if args.output is None:
         return predict(args.paths, sys.stdout, args)
     with args.output.open("w", newline="") as out:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PositiveFloat, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,8 +17,15 @@ class UnreadableKeys(Exception):
     """The API key file the settings name cannot give any key."""
 
 
+# A list given as one comma-separated variable (EMOTION_EMOTION_MODELS=emotion,emotion-fast), not JSON.
+CommaList = Annotated[list[str], NoDecode]
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EMOTION_", env_file=".env", extra="ignore")
+    # EMOTION_ENV_FILE names another file than `.env`; set empty, none is read (as the tests do).
+    model_config = SettingsConfigDict(
+        env_prefix="EMOTION_", env_file=os.environ.get("EMOTION_ENV_FILE", ".env") or None, extra="ignore"
+    )
 
     # Server
     host: str = Field("127.0.0.1", description="Address uvicorn binds to.")
@@ -27,8 +35,8 @@ class Settings(BaseSettings):
 
     # Models
     model_store: Path = Field(PROJECT_ROOT / "model_store", description="Root of the versioned model store.")
-    emotion_models: str = Field(
-        "emotion,emotion-fast",
+    emotion_models: CommaList = Field(
+        ["emotion", "emotion-fast"],
         description="Emotion models to serve: comma-separated names in the store, each optionally pinned as "
         "name:version (else its highest version). Each gets its own micro-batcher.",
     )
@@ -56,7 +64,7 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(30.0, gt=0, description="Longest a predict request may take before a 504.")
 
-    # Shutdown (see service.ops.shutdown)
+    # Shutdown (see service.api.shutdown)
     drain_s: float = Field(
         5.0, ge=0, description="After SIGTERM, seconds of serving with readiness off, for balancers to stop sending."
     )
@@ -70,7 +78,7 @@ class Settings(BaseSettings):
     )
     api_keys_file: Path | None = Field(None, description="File with one API key per line, e.g. a mounted Secret.")
     metrics_require_api_key: bool = Field(False, description="Whether /metrics also needs a key.")
-    cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; empty disables CORS.")
+    cors_origins: CommaList = Field([], description="Comma-separated origins allowed by CORS; empty disables CORS.")
 
     # Limits on what clients send
     max_files: int = Field(16, ge=1, description="Most images in one request.")
@@ -131,8 +139,9 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         False, description="Allow callback URLs on private, loopback and link-local addresses (on-premise, tests)."
     )
-    webhook_retry_delays_s: str = Field(
-        "5,300,1800,7200,18000,36000,36000",
+    webhook_retry_delays_s: Annotated[list[PositiveFloat], NoDecode] = Field(
+        [5, 300, 1800, 7200, 18000, 36000, 36000],
+        min_length=1,
         description="Seconds between webhook attempts after the first (Standard Webhooks' schedule).",
     )
     webhook_timeout_s: float = Field(
@@ -191,10 +200,33 @@ class Settings(BaseSettings):
         3, ge=1, description="Video tracks with fewer face-frames are dropped as stray detections."
     )
 
+    @field_validator("emotion_models", "cors_origins", "webhook_retry_delays_s", mode="before")
+    @classmethod
+    def split_commas(cls, value: object) -> object:
+        """A variable's comma-separated text as its list; a list (from code) as it is."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def fields_agree(self) -> Settings:
+        """Rules between fields, checked at start-up rather than when the models load."""
+        served = list(self.emotion_model_versions())
+        if self.default_emotion_model not in served:
+            raise ValueError(
+                f"default_emotion_model {self.default_emotion_model!r} is not one of emotion_models {served}"
+            )
+        if self.media_orphan_age_s < self.request_body_timeout_s:
+            raise ValueError(
+                "media_orphan_age_s is shorter than request_body_timeout_s: an upload still arriving could be swept"
+            )
+        if self.webhook_target_concurrency > self.webhook_concurrency:
+            raise ValueError("webhook_target_concurrency is larger than webhook_concurrency")
+        return self
+
     def emotion_model_versions(self) -> dict[str, str | None]:
         """emotion_models as {name: pinned version or None}, in the order given."""
-        entries = [entry.strip() for entry in self.emotion_models.split(",") if entry.strip()]
-        return {name: version or None for name, _, version in (entry.partition(":") for entry in entries)}
+        return {name: version or None for name, _, version in (entry.partition(":") for entry in self.emotion_models)}
 
     def load_api_keys(self) -> list[str]:
         """Keys from the variable and the file together; read once at start-up. A key file that is named
@@ -210,12 +242,6 @@ class Settings(BaseSettings):
         if not from_file:
             raise UnreadableKeys(f"EMOTION_API_KEYS_FILE {self.api_keys_file} holds no key")
         return keys + from_file
-
-    def webhook_retry_delays(self) -> list[float]:
-        return [float(delay) for delay in self.webhook_retry_delays_s.split(",") if delay.strip()]
-
-    def cors_origin_list(self) -> list[str]:
-        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
 
 @lru_cache

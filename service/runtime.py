@@ -14,9 +14,9 @@ from service.inference.errors import UnknownModel
 from service.inference.loading import load_detector
 from service.inference.model_store import ModelStoreError, StoredModel, resolve
 from service.inference.pipeline import Pipeline
-from service.live.registry import StreamRegistry
 from service.ops.admission import Admission
 from service.ops.metrics import Metrics
+from service.ops.streams import StreamRegistry
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,6 @@ def load_emotion_models(settings: Settings, metrics: Metrics) -> dict[str, Serve
         classifier = EmotionClassifier(stored, settings.intra_op_threads)
         batcher = MicroBatcher(classifier, settings.max_batch_size, settings.max_batch_wait_ms / 1000, metrics, name)
         served[name] = ServedModel(stored, classifier, batcher)
-    if settings.default_emotion_model not in served:
-        raise ModelStoreError(f"default_emotion_model {settings.default_emotion_model!r} is not in emotion_models")
     default = served[settings.default_emotion_model].classifier
     for model in served.values():
         # Faces are aligned once per image, for every model: they must all want the same crops.

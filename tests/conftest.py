@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
-import pytest
-from fastapi.testclient import TestClient
+# Hermetic, before the settings class is imported: the developer's EMOTION_* variables and `.env` reach
+# neither the tests nor the services they start (which inherit this environment); each test states the
+# settings it needs.
+for name in [name for name in os.environ if name.startswith("EMOTION_") and name != "EMOTION_CONTAINER_TESTS"]:
+    del os.environ[name]
+os.environ["EMOTION_ENV_FILE"] = ""
 
-from service.api.app import create_app
-from service.config import Settings
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from service.api.app import create_app  # noqa: E402
+from service.config import Settings  # noqa: E402
 
 # The container tests build and run the real images with podman: `make test-container` runs them.
 collect_ignore = [] if os.environ.get("EMOTION_CONTAINER_TESTS") else ["container"]

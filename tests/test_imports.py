@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from service.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
 
 PACKAGES = ("service", "batch", "training")
 
@@ -76,3 +80,33 @@ def test_batch_scoring_loads_no_web_socket_video_or_tracking_code() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def floors() -> dict[str, int]:
+    """The floor of each room of `service/`, from the table docs/architecture.md draws."""
+    text = (PROJECT_ROOT / "docs" / "architecture.md").read_text()
+    table = text.split("<!-- floors:start -->")[1].split("<!-- floors:end -->")[0]
+    rooms = {}
+    for line in table.strip().strip("`").strip().splitlines():
+        floor, *names = line.split()
+        rooms.update({name: int(floor) for name in names})
+    return rooms
+
+
+def room(module: str) -> str:
+    """service.jobs.worker -> jobs; service.answers -> answers."""
+    return module.split(".")[1]
+
+
+def test_service_imports_run_down_the_floors_the_architecture_draws() -> None:
+    rooms = floors()
+    modules = [m for m in project_imports().items() if m[0].startswith("service.")]
+    unplaced = {room(name) for name, _ in modules} - set(rooms)
+    assert not unplaced, f"rooms missing from docs/architecture.md's floors: {sorted(unplaced)}"
+    upward = [
+        f"{name} -> {target}"
+        for name, targets in modules
+        for target in targets
+        if target.startswith("service.") and room(target) != room(name) and rooms[room(target)] >= rooms[room(name)]
+    ]
+    assert not upward, "imports that do not run down the floors: " + "; ".join(sorted(upward))

@@ -18,13 +18,12 @@ from service.api.middleware import RequestContextMiddleware
 from service.api.routes import annotate, demo, ops, predict, stream, studies, video
 from service.api.routes import jobs as jobs_routes
 from service.api.security import require_api_key
+from service.api.shutdown import Drain
 from service.config import Settings, get_settings
-from service.jobs.worker import serving
 from service.ops.allocator import keep_one_warm_heap
 from service.ops.metrics import Metrics
-from service.ops.shutdown import Drain
+from service.process import serving
 from service.studies.reports import ReportPool
-from service.studies.sessions import JOB_KINDS
 
 # Routes that take uploads: their key and the service's capacity are checked before their body is read.
 UPLOAD_ROUTES = {"/v1/predict", "/predict", "/v1/annotate", "/v1/video", "/v1/jobs", "/v1/studies/{study_id}/sessions"}
@@ -50,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with serving(settings, metrics, settings.job_workers, JOB_KINDS) as (runtime, jobs):
+        async with serving(settings, metrics, settings.job_workers) as (runtime, jobs):
             app.state.runtime, app.state.jobs = runtime, jobs
             app.state.reports = ReportPool(settings.study_report_workers, settings.study_report_queue)
             runtime.set_ready(True)
@@ -72,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.api_keys = settings.load_api_keys()
     install_error_handlers(app)
-    if origins := settings.cors_origin_list():
+    if origins := settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,

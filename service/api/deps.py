@@ -14,7 +14,7 @@ from fastapi import Depends, Header, Query, Request
 
 from service.api.errors import ApiError
 from service.api.security import api_key_header
-from service.jobs.worker import Jobs
+from service.jobs.queue import Jobs
 from service.runtime import Runtime, ServedModel
 
 RETRY_AFTER_SECONDS = "5"

@@ -10,8 +10,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
-from service.inference.errors import ImageRejected, InferenceFailed, UnknownModel
-from service.ops.admission import RETRY_AFTER_OVERLOADED, Overloaded
+from service.failures import DOMAIN_ERRORS, failure_of
+from service.jobs.store import IdempotencyConflict
+from service.jobs.submission import WebhooksOff
+from service.jobs.webhooks import UnsafeTarget
+from service.studies.sessions import StudyModelPinned
+from service.studies.store import ModelPinned
 
 
 class ApiError(Exception):
@@ -22,21 +26,26 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
-# What the analysis and admission raise, and how each reaches a client.
-DOMAIN_ERRORS = (ImageRejected, InferenceFailed, UnknownModel, Overloaded)
+# What refuses a submission to the job queue, and its HTTP answer.
+SUBMISSION_ERRORS = {
+    IdempotencyConflict: (409, "idempotency_conflict", "this Idempotency-Key was used for a different request"),
+    UnsafeTarget: (422, "unsafe_callback_url", None),
+    WebhooksOff: (422, "webhooks_not_configured", None),
+    StudyModelPinned: (409, "study_model_pinned", None),
+    ModelPinned: (409, "model_changed", None),
+}
 
 
 def as_api_error(error: Exception) -> ApiError:
-    """The HTTP answer to an error raised below the API (one of DOMAIN_ERRORS), or to an ApiError itself."""
+    """The HTTP answer to an error raised below the API (one of DOMAIN_ERRORS or SUBMISSION_ERRORS), or to
+    an ApiError itself."""
     if isinstance(error, ApiError):
         return error
-    if isinstance(error, ImageRejected):
-        return ApiError(error.status, error.reason, error.message)
-    if isinstance(error, UnknownModel):
-        return ApiError(422, "unknown_model", error.message)
-    if isinstance(error, Overloaded):
-        return ApiError(503, "overloaded", str(error), headers={"Retry-After": RETRY_AFTER_OVERLOADED})
-    return ApiError(500, "inference_failed", "the emotion model failed; quote the request id")
+    if type(error) in SUBMISSION_ERRORS:
+        status, code, message = SUBMISSION_ERRORS[type(error)]
+        return ApiError(status, code, message or str(error))
+    failure = failure_of(error)
+    return ApiError(failure.status, failure.code, failure.message, headers=failure.headers or None)
 
 
 def timed_out(seconds: float) -> ApiError:
@@ -70,7 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
         error = as_api_error(exc)
         return error_response(request, error.status, error.code, error.message, error.headers)
 
-    for kind in (ApiError, *DOMAIN_ERRORS):
+    for kind in (ApiError, *DOMAIN_ERRORS, *SUBMISSION_ERRORS):
         app.add_exception_handler(kind, api_error)
 
     @app.exception_handler(RequestValidationError)

@@ -67,7 +67,7 @@ class RequestContextMiddleware:
                 status, response_started = message["status"], True
                 headers = MutableHeaders(scope=message)
                 headers["x-request-id"] = request_id
-                if draining(scope):  # see service.ops.shutdown
+                if draining(scope):  # see service.api.shutdown
                     headers["connection"] = "close"
             await send(message)
 

@@ -19,6 +19,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A stored naive UTC time, marked as UTC for clients."""
+    return None if moment is None else moment.replace(tzinfo=UTC)
+
+
 def open_database(url: str) -> Engine:
     """An engine for the URL, its schema migrated to the newest revision."""
     if url.startswith("sqlite"):

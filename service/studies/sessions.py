@@ -1,4 +1,4 @@
-"""A viewer's session analysed as a job of kind "session": the recording through the same clip analysis
+"""A viewer's session: submitted as a job of kind "session", and analysed through the same clip analysis
 as /v1/video, reduced to the viewer's per-second trace, which is all the study keeps (the job deletes
 the recording when it ends, as every job does)."""
 
@@ -6,40 +6,101 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from dataclasses import dataclass
 
 from service.answers import VideoAnswer, opened_clip
+from service.inference.errors import ImageRejected
 from service.inference.results import model_refs
+from service.jobs.queue import JobRefused, Jobs, KindAnswer
 from service.jobs.schema import Job
-from service.jobs.worker import JobRefused, Jobs, KindAnswer
+from service.jobs.store import NewJob
+from service.jobs.submission import checked_kind, queue, request_digest
+from service.options import ClipOptions, SessionJob
 from service.runtime import Runtime
-from service.studies.schema import ANALYSED, EXCLUDED
-from service.studies.store import StudyStore
+from service.studies.schema import ANALYSED, EXCLUDED, Study
+from service.studies.store import ModelPinned, SessionView, StudyStore
 from service.studies.trace import AttentionLimits, exclusion, stimulus_seconds, viewer_trace
+from service.video.decode import ACCEPTED as CLIP_FORMATS
 
 SESSION = "session"
 
 
-async def analyse_session(runtime: Runtime, jobs: Jobs, job: Job, data: bytes) -> str:
-    """Record the viewer's trace (or why they are excluded); the job's result says which."""
-    options, settings = job.options, runtime.settings
-    emotion = runtime.emotion(options["model"])
-    if emotion.stored.version != options["model_version"]:
-        pinned = f"{options['model']}/{options['model_version']}"
-        raise JobRefused("model_changed", f"this study's sessions are analysed with {pinned}, no longer served")
-    clip = await opened_clip(runtime, data, settings.study_session_fps)
-    answer = VideoAnswer(runtime, emotion, clip, (settings.study_session_fps, 0.0), None, job.id, True)
-    response = await answer.response()
-    duration, offset = options["stimulus_duration_s"], options["offset_s"]
-    limits = AttentionLimits(settings.study_max_yaw_deg, settings.study_max_pitch_deg)
-    trace = viewer_trace(response, offset, stimulus_seconds(duration), emotion.classifier.classes, limits)
-    reason = exclusion(trace, response.video.duration_ms / 1000, offset, duration, settings.study_min_presence)
-    status = EXCLUDED if reason else ANALYSED
-    models = {role: ref.model_dump() for role, ref in model_refs(runtime.models(emotion)).items()}
-    stored = {**trace.to_json(), "models": models}
-    await asyncio.to_thread(StudyStore(jobs.store.engine).record, job, status, reason, stored)
-    return json.dumps(
-        {"study_id": options["study_id"], "session_id": options["session_id"], "status": status, "reason": reason}
+class StudyModelPinned(Exception):
+    """A session asked for another model than the one its study's sessions are analysed with."""
+
+
+@dataclass(frozen=True)
+class SessionUpload:
+    owner: str
+    data: bytes
+    viewer: str | None
+    offset_s: float
+    model: str | None
+    idempotency_key: str | None
+
+
+async def submit_session(
+    runtime: Runtime, jobs: Jobs, study: Study, upload: SessionUpload
+) -> tuple[Job, bool, SessionView | None]:
+    """Queue one viewer's recording: (its job, whether it is new, the session as it stands, which for a
+    replayed idempotency key may be analysed already)."""
+    emotion = runtime.emotion(study.model_name or upload.model)
+    if study.model_name and upload.model and upload.model != study.model_name:
+        raise StudyModelPinned(f"this study's sessions are analysed with {study.model_name}")
+    if await checked_kind(runtime, upload.data, runtime.settings.study_session_fps) != "video":
+        runtime.metrics.rejected.labels("unsupported_type").inc()
+        raise ImageRejected(415, "unsupported_type", f"a session is a recording ({CLIP_FORMATS}), not a photo")
+    store = StudyStore(jobs.store.engine)
+    pinned = (emotion.name, emotion.stored.version)
+    try:
+        await asyncio.to_thread(store.pin_model, study.id, pinned)
+    except ModelPinned as other:
+        raise ModelPinned(other.pinned, f"the service now serves {pinned[0]}/{pinned[1]}") from None
+    options = SessionJob(
+        study_id=study.id,
+        session_id=uuid.uuid4().hex,
+        viewer=upload.viewer,
+        offset_s=upload.offset_s,
+        stimulus_duration_s=study.stimulus_duration_s,
+        model=pinned[0],
+        model_version=pinned[1],
     )
+    # The digest leaves out the fresh session id: a retry with the same key is the same request.
+    new = NewJob(
+        owner=upload.owner,
+        kind=SESSION,
+        options=options.model_dump(mode="json"),
+        request_digest=request_digest(upload.data, SESSION, options.model_copy(update={"session_id": ""})),
+        idempotency_key=upload.idempotency_key,
+    )
+    job, created = await queue(jobs, new, upload.data)
+    await asyncio.to_thread(store.add_session, job)
+    view = await asyncio.to_thread(store.view, SessionJob.model_validate(job.options).session_id)
+    return job, created, view
 
 
-JOB_KINDS: dict[str, KindAnswer] = {SESSION: analyse_session}
+def session_kinds(runtime: Runtime, jobs: Jobs) -> dict[str, KindAnswer]:
+    """The session kind: record the viewer's trace (or why they are excluded); the job's result says which."""
+
+    async def analyse_session(job: Job, data: bytes) -> str:
+        options, settings = SessionJob.model_validate(job.options), runtime.settings
+        emotion = runtime.emotion(options.model)
+        if emotion.stored.version != options.model_version:
+            pinned = f"{options.model}/{options.model_version}"
+            raise JobRefused("model_changed", f"this study's sessions are analysed with {pinned}, no longer served")
+        clip_options = ClipOptions(fps=settings.study_session_fps, smoothing=0.0)
+        clip = await opened_clip(runtime, data, clip_options.fps)
+        response = await VideoAnswer(runtime, emotion, clip, clip_options, None, job.id, True).response()
+        duration, offset = options.stimulus_duration_s, options.offset_s
+        limits = AttentionLimits(settings.study_max_yaw_deg, settings.study_max_pitch_deg)
+        trace = viewer_trace(response, offset, stimulus_seconds(duration), emotion.classifier.classes, limits)
+        reason = exclusion(trace, response.video.duration_ms / 1000, offset, duration, settings.study_min_presence)
+        status = EXCLUDED if reason else ANALYSED
+        models = {role: ref.model_dump() for role, ref in model_refs(runtime.models(emotion)).items()}
+        stored = {**trace.to_json(), "models": models}
+        await asyncio.to_thread(StudyStore(jobs.store.engine).record, job, status, reason, stored)
+        outcome = {"study_id": options.study_id, "session_id": options.session_id, "status": status, "reason": reason}
+        return json.dumps(outcome)
+
+    return {SESSION: analyse_session}

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.jobs.database import utcnow
 from service.jobs.schema import FINISHED, Job
 from service.jobs.store import cut_page, keyset_page
+from service.options import SessionJob
 from service.studies.models import StudyCreate
 from service.studies.schema import FAILED, QUEUED, Study, StudySession
 from service.studies.trace import Trace
@@ -26,8 +27,10 @@ T = TypeVar("T")
 class ModelPinned(Exception):
     """The study's traces come from another model (name or version) than this session would use."""
 
-    def __init__(self, pinned: tuple[str, str]) -> None:
-        super().__init__(f"this study's sessions are analysed with {pinned[0]}/{pinned[1]}")
+    def __init__(self, pinned: tuple[str, str], more: str = "") -> None:
+        super().__init__(
+            f"this study's sessions are analysed with {pinned[0]}/{pinned[1]}" + (f"; {more}" if more else "")
+        )
         self.pinned = pinned
 
 
@@ -122,15 +125,15 @@ class StudyStore:
                 return change(session)
 
     def _row(self, session: Session, job: Job) -> StudySession | None:
-        options = job.options
-        row = session.get(StudySession, options["session_id"])
-        if row is None and session.get(Study, options["study_id"]) is not None:
+        options = SessionJob.model_validate(job.options)
+        row = session.get(StudySession, options.session_id)
+        if row is None and session.get(Study, options.study_id) is not None:
             row = StudySession(
-                id=options["session_id"],
-                study_id=options["study_id"],
+                id=options.session_id,
+                study_id=options.study_id,
                 job_id=job.id,
-                viewer=options["viewer"],
-                offset_s=options["offset_s"],
+                viewer=options.viewer,
+                offset_s=options.offset_s,
                 created_at=job.created_at,
             )
             session.add(row)

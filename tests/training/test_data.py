@@ -3,10 +3,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from tests.helpers.data import fer2013_dir
 from training.data import CLASSES, Augment, Mix, load_csv, load_folder, load_split
+
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
 
 
 def write_csv(path: Path, rows: list[tuple[int, np.ndarray, str]]) -> None:

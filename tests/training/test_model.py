@@ -1,11 +1,14 @@
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.helpers.data import fer2013_dir
 from training.data import load_split
 from training.export import load_checkpoint
 from training.model import ServingModel
+
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
 
 
 def test_serving_model_averages_every_network_over_every_view(quick_runs: list[Path]) -> None:

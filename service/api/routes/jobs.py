@@ -8,27 +8,25 @@ answers 404. `Idempotency-Key` makes a retried submission return the job the fir
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from service.answers import opened_clip
 from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import ApiError
 from service.api.routes.uploads import ERRORS
-from service.inference.errors import ImageRejected
-from service.inference.imaging import decode_image, sniff_container, sniff_format
 from service.inference.results import safe_filename
+from service.jobs.database import as_utc
+from service.jobs.kinds import VIDEO
+from service.jobs.queue import Jobs
 from service.jobs.schema import STATES, Job
-from service.jobs.store import IdempotencyConflict, NewJob
-from service.jobs.webhooks import UnsafeTarget, check_url, safe_address
-from service.jobs.worker import Jobs
-from service.runtime import Runtime
+from service.jobs.store import NewJob
+from service.jobs.submission import check_callback, checked_kind, queue, request_digest
+from service.options import FPS_HELP, FPS_RANGE, SMOOTHING_HELP, SMOOTHING_RANGE, ClipJob, ClipOptions, PhotoJob
 from service.schemas import ErrorResponse, JobAccepted, JobList, JobStatus, JobWebhook, Links
 from service.video.decode import ACCEPTED as CLIP_FORMATS
 
@@ -37,33 +35,33 @@ NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such job for this 
 
 
 @dataclass(frozen=True)
-class JobOptions:
-    fps: float
-    smoothing: float
+class JobRequest:
+    """A job's options, each as a form field or a query parameter (the form wins)."""
+
+    clip: ClipOptions
     model: str | None
     callback_url: str | None
     tag: str | None
 
 
-def job_options(
-    fps: Annotated[float | None, Form(ge=0.2, le=120, description="Clips: frames analysed per second.")] = None,
-    smoothing: Annotated[float | None, Form(ge=0, le=60, description="Clips: seconds of smoothing.")] = None,
+def job_request(
+    fps: Annotated[float | None, Form(**FPS_RANGE, description=f"Clips: {FPS_HELP}")] = None,
+    smoothing: Annotated[float | None, Form(**SMOOTHING_RANGE, description=f"Clips: {SMOOTHING_HELP}")] = None,
     model: Annotated[str | None, Form(description="Emotion model; default: the service's.")] = None,
     callback_url: Annotated[str | None, Form(max_length=2048, description="Where to POST the signed event.")] = None,
     tag: Annotated[str | None, Form(max_length=256, description="Your own reference, returned as is.")] = None,
-    fps_query: Annotated[float | None, Query(alias="fps", ge=0.2, le=120)] = None,
-    smoothing_query: Annotated[float | None, Query(alias="smoothing", ge=0, le=60)] = None,
+    fps_query: Annotated[float | None, Query(alias="fps", **FPS_RANGE)] = None,
+    smoothing_query: Annotated[float | None, Query(alias="smoothing", **SMOOTHING_RANGE)] = None,
     model_query: Annotated[str | None, Query(alias="model")] = None,
     callback_url_query: Annotated[str | None, Query(alias="callback_url", max_length=2048)] = None,
     tag_query: Annotated[str | None, Query(alias="tag", max_length=256)] = None,
-) -> JobOptions:
-    """Each option as a form field or a query parameter (the form wins), defaults as /v1/video's."""
-    return JobOptions(
-        fps=first(fps, fps_query, 5.0),
-        smoothing=first(smoothing, smoothing_query, 1.0),
-        model=first(model, model_query, None),
-        callback_url=first(callback_url, callback_url_query, None),
-        tag=first(tag, tag_query, None),
+) -> JobRequest:
+    clip = {"fps": first(fps, fps_query), "smoothing": first(smoothing, smoothing_query)}
+    return JobRequest(
+        clip=ClipOptions(**{name: value for name, value in clip.items() if value is not None}),
+        model=first(model, model_query),
+        callback_url=first(callback_url, callback_url_query),
+        tag=first(tag, tag_query),
     )
 
 
@@ -88,91 +86,46 @@ async def submit(
     jobs: JobsDep,
     owner: OwnerDep,
     file: Annotated[UploadFile, File(description=f"A clip ({CLIP_FORMATS}) or a photo.")],
-    options: Annotated[JobOptions, Depends(job_options)],
+    asked: Annotated[JobRequest, Depends(job_request)],
     idempotency_key: IdempotencyKeyDep = None,
 ) -> JobAccepted:
     """Queue a clip or photo for analysis; answers at once with the job's id."""
-    runtime.emotion(options.model)  # an unknown model is refused now, not when the job runs
-    if options.callback_url is not None:
-        await check_callback(options.callback_url, jobs)
+    runtime.emotion(asked.model)  # an unknown model is refused now, not when the job runs
+    if asked.callback_url is not None:
+        await check_callback(jobs, asked.callback_url)
     data = await file.read()
-    kind = await checked_kind(runtime, data, options.fps)
-    settings = {"fps": options.fps, "smoothing": options.smoothing, "model": options.model}
-    digest = hashlib.sha256(data)
-    digest.update(json.dumps([kind, settings, options.callback_url, options.tag], sort_keys=True).encode())
+    kind = await checked_kind(runtime, data, asked.clip.fps)
+    if kind == VIDEO:
+        options: BaseModel = ClipJob(**asked.clip.model_dump(), model=asked.model)
+    else:
+        options = PhotoJob(model=asked.model)
     new = NewJob(
         owner=owner,
         kind=kind,
-        options=settings,
-        request_digest=digest.hexdigest(),
+        options=options.model_dump(mode="json"),
+        request_digest=request_digest(data, kind, options, asked.callback_url, asked.tag),
         filename=safe_filename(file.filename),
-        tag=options.tag,
+        tag=asked.tag,
         idempotency_key=idempotency_key,
-        callback_url=options.callback_url,
+        callback_url=asked.callback_url,
     )
-    job = await queue(jobs, new, data, response)
+    job = await queued(jobs, new, data, response)
     return JobAccepted(
         job_id=job.id,
         status=job.status,
         tag=job.tag,
-        created_at=utc(job.created_at),
+        created_at=as_utc(job.created_at),
         links=Links(self=f"/v1/jobs/{job.id}"),
     )
 
 
-async def queue(jobs: Jobs, new: NewJob, data: bytes, response: Response) -> Job:
-    """Create the job with its upload saved (202), or find the one its Idempotency-Key already made (200);
-    a key reused for another request is a 409. Either way, Location points at the job."""
-    try:
-        job, created = await asyncio.to_thread(
-            jobs.store.create, new, lambda job_id: jobs.media.save(job_id, data), jobs.media.delete
-        )
-    except IdempotencyConflict:
-        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used for a different request") from None
-    if created:
-        jobs.metrics.jobs.labels("queued").inc()
-    else:
-        response.status_code = 200
+async def queued(jobs: Jobs, new: NewJob, data: bytes, response: Response) -> Job:
+    """Queue the job: 202 for a new one, 200 for the one its Idempotency-Key already made; either way,
+    Location points at the job."""
+    job, created = await queue(jobs, new, data)
+    response.status_code = 202 if created else 200
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job
-
-
-async def check_callback(url: str, jobs: Jobs) -> None:
-    if not jobs.settings.webhook_secret.get_secret_value():
-        raise ApiError(422, "webhooks_not_configured", "this service has no webhook secret; poll the job instead")
-    try:
-        _, host, port = check_url(url)
-        await safe_address(host, port, jobs.settings.webhook_allow_private)
-    except UnsafeTarget as unsafe:
-        raise ApiError(422, "unsafe_callback_url", str(unsafe)) from None
-
-
-async def checked_kind(runtime: Runtime, data: bytes, fps: float) -> Literal["video", "photo"]:
-    """A clip or a photo, checked now as the synchronous endpoint would (bad media is never queued)."""
-    if sniff_container(data) is not None:
-        clip = await opened_clip(runtime, data, fps)
-        try:
-            if not await asyncio.to_thread(clip.first_frame_decodes):
-                runtime.metrics.rejected.labels("undecodable").inc()
-                raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
-        finally:
-            clip.close()
-        return "video"
-    if sniff_format(data) is not None or not data:
-        s = runtime.settings
-        try:
-            await asyncio.to_thread(decode_image, data, s.max_file_bytes, s.max_image_pixels)
-        except ImageRejected as rejection:
-            runtime.metrics.rejected.labels(rejection.reason).inc()
-            raise
-        return "photo"
-    runtime.metrics.rejected.labels("unsupported_type").inc()
-    raise ImageRejected(415, "unsupported_type", f"not a clip ({CLIP_FORMATS}) or a photo")
-
-
-def utc(moment: datetime | None) -> datetime | None:
-    """The store's naive UTC times, marked as UTC for clients."""
-    return None if moment is None else moment.replace(tzinfo=UTC)
 
 
 def job_status(job: Job, with_result: bool = True) -> JobStatus:
@@ -182,9 +135,9 @@ def job_status(job: Job, with_result: bool = True) -> JobStatus:
             url=job.callback_url,
             attempts=job.webhook_attempts,
             last_status=job.webhook_last_status,
-            delivered_at=utc(job.webhook_delivered_at),
-            next_attempt_at=utc(job.webhook_next_at),
-            given_up_at=utc(job.webhook_given_up_at),
+            delivered_at=as_utc(job.webhook_delivered_at),
+            next_attempt_at=as_utc(job.webhook_next_at),
+            given_up_at=as_utc(job.webhook_given_up_at),
         )
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
     return JobStatus(
@@ -192,9 +145,9 @@ def job_status(job: Job, with_result: bool = True) -> JobStatus:
         status=job.status,
         kind=job.kind,
         tag=job.tag,
-        created_at=utc(job.created_at),
-        started_at=utc(job.started_at),
-        finished_at=utc(job.finished_at),
+        created_at=as_utc(job.created_at),
+        started_at=as_utc(job.started_at),
+        finished_at=as_utc(job.finished_at),
         attempts=job.attempts,
         error=error,
         webhook=webhook,

@@ -8,9 +8,6 @@ version) of its first session, so its figures never mix models.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import uuid
 from collections.abc import Callable
 from typing import Annotated, TypeVar, get_args
 
@@ -18,10 +15,9 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 
 from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import ApiError
-from service.api.routes.jobs import checked_kind, queue, utc
 from service.api.routes.uploads import ERRORS
-from service.jobs.store import NewJob
-from service.jobs.worker import Jobs
+from service.jobs.database import as_utc
+from service.jobs.queue import Jobs
 from service.schemas import Emotion, ErrorResponse, ModelRef
 from service.studies.chart import report_png
 from service.studies.compare import compare_panels
@@ -39,8 +35,8 @@ from service.studies.models import (
 from service.studies.report import FIGURES_VERSION, study_report, valid_panel
 from service.studies.reports import ReportPool
 from service.studies.schema import Study
-from service.studies.sessions import SESSION
-from service.studies.store import ModelPinned, SessionView, StudyStore
+from service.studies.sessions import SessionUpload, submit_session
+from service.studies.store import SessionView, StudyStore
 from service.video.decode import ACCEPTED as CLIP_FORMATS
 
 T = TypeVar("T")
@@ -91,7 +87,7 @@ def study_info(study: Study) -> StudyInfo:
         name=study.name,
         stimulus_duration_s=study.stimulus_duration_s,
         events=study.events,
-        created_at=utc(study.created_at),
+        created_at=as_utc(study.created_at),
         model=model,
     )
 
@@ -187,44 +183,14 @@ async def add_session(
 ) -> SessionAccepted:
     """Queue one viewer's recording; it is analysed as a job (GET /v1/jobs/{job_id}) into a per-second trace,
     and deleted when the job ends."""
-    store = studies_of(jobs)
-    study = await owned_study(store, owner, study_id)
-    emotion = runtime.emotion(study.model_name or model)
-    if study.model_name and model and model != study.model_name:
-        raise ApiError(409, "study_model_pinned", f"this study's sessions are analysed with {study.model_name}")
-    data = await file.read()
-    if await checked_kind(runtime, data, runtime.settings.study_session_fps) != "video":
-        runtime.metrics.rejected.labels("unsupported_type").inc()
-        raise ApiError(415, "unsupported_type", f"a session is a recording ({CLIP_FORMATS}), not a photo")
-    pinned = (emotion.name, emotion.stored.version)
-    try:
-        await asyncio.to_thread(store.pin_model, study.id, pinned)
-    except ModelPinned as other:
-        raise ApiError(409, "model_changed", f"{other}; the service now serves {pinned[0]}/{pinned[1]}") from None
-    options = {
-        "study_id": study.id,
-        "session_id": uuid.uuid4().hex,
-        "viewer": viewer,
-        "offset_s": offset_s,
-        "stimulus_duration_s": study.stimulus_duration_s,
-        "model": pinned[0],
-        "model_version": pinned[1],
-    }
-    digest = hashlib.sha256(data)
-    digest.update(json.dumps([study.id, viewer, offset_s, pinned], sort_keys=True).encode())
-    new = NewJob(
-        owner=owner,
-        kind=SESSION,
-        options=options,
-        request_digest=digest.hexdigest(),
-        idempotency_key=idempotency_key,
-    )
-    job = await queue(jobs, new, data, response)
-    await asyncio.to_thread(store.add_session, job)
-    view = await asyncio.to_thread(store.view, job.options["session_id"])  # a replay's real state
-    return SessionAccepted(
-        session_id=job.options["session_id"], job_id=job.id, status=view.status if view else "queued"
-    )
+    study = await owned_study(studies_of(jobs), owner, study_id)
+    upload = SessionUpload(owner, await file.read(), viewer, offset_s, model, idempotency_key)
+    job, created, view = await submit_session(runtime, jobs, study, upload)
+    if view is None:  # the study was deleted meanwhile
+        raise ApiError(404, "not_found", "no such study")
+    response.status_code = 202 if created else 200
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return SessionAccepted(session_id=view.id, job_id=job.id, status=view.status)
 
 
 @router.get("/studies/{study_id}/sessions", response_model=SessionList, responses=NOT_FOUND)
@@ -244,7 +210,7 @@ def session_info(view: SessionView) -> SessionInfo:
         job_id=view.job_id,
         viewer=view.viewer,
         offset_s=view.offset_s,
-        created_at=utc(view.created_at),
+        created_at=as_utc(view.created_at),
         status=view.status,
         reason=view.reason,
         presence=None if view.trace is None else round(view.trace.presence(), 4),

@@ -30,6 +30,7 @@ async def analyse_uploads(
     if len(files) > limit:
         raise ApiError(422, "too_many_files", f"{len(files)} files sent; at most {limit} per request")
     try:
-        return await analyse_photos(runtime, emotion, [await upload.read() for upload in files])
+        with runtime.admission.slot():
+            return await analyse_photos(runtime, emotion, [await upload.read() for upload in files])
     except TimeoutError:
         raise timed_out(runtime.settings.request_timeout_s) from None

@@ -22,6 +22,7 @@ from service.answers import VideoAnswer, opened_clip
 from service.api.deps import EmotionModelDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import DOMAIN_ERRORS, ApiError, as_api_error, error_body, timed_out
 from service.api.routes.uploads import ERRORS
+from service.options import ClipOptions
 from service.schemas import ErrorResponse, VideoResponse
 from service.video.decode import ACCEPTED
 
@@ -45,19 +46,14 @@ async def video(
     runtime: ReadyRuntimeDep,
     emotion: EmotionModelDep,
     file: Annotated[UploadFile, File(description=f"One clip: {ACCEPTED}.")],
-    fps: Annotated[float, Query(ge=0.2, le=120, description="Frames analysed per second of video.")] = 5.0,
-    smoothing: Annotated[
-        float, Query(ge=0, le=60, description="Seconds of temporal smoothing per person; 0 turns it off.")
-    ] = 1.0,
+    options: Annotated[ClipOptions, Query()],
 ) -> VideoResponse | StreamingResponse:
     """Track every face through a clip and return each person's emotions over time."""
     release = runtime.admission.acquire()  # over capacity: a 503 before any byte, in both forms
     try:
-        clip = await opened_clip(runtime, await file.read(), fps)
+        clip = await opened_clip(runtime, await file.read(), options.fps)
         streamed = NDJSON in request.headers.get("accept", "")
-        answer = VideoAnswer(
-            runtime, emotion, clip, (fps, smoothing), file.filename, request.state.request_id, not streamed
-        )
+        answer = VideoAnswer(runtime, emotion, clip, options, file.filename, request.state.request_id, not streamed)
         if streamed:
             lines = ndjson_lines(answer, runtime.settings.video_timeout_s)
             response = SlotHoldingStreamingResponse(lines, release, media_type=NDJSON)

@@ -47,7 +47,7 @@ def test_metrics_can_require_a_key(settings: Settings) -> None:
 def test_cors_is_off_by_default_and_configurable(settings: Settings, client: TestClient) -> None:
     preflight = {"Origin": "https://crm.example.com", "Access-Control-Request-Method": "POST"}
     assert "access-control-allow-origin" not in client.options("/v1/predict", headers=preflight).headers
-    allowed = settings.model_copy(update={"cors_origins": "https://crm.example.com"})
+    allowed = settings.model_copy(update={"cors_origins": ["https://crm.example.com"]})
     with TestClient(create_app(allowed)) as cors_client:
         response = cors_client.options("/v1/predict", headers=preflight)
         assert response.headers["access-control-allow-origin"] == "https://crm.example.com"

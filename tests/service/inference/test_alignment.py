@@ -1,8 +1,11 @@
 import cv2
 import numpy as np
+import pytest
 
 from service.inference.alignment import align_face, similarity_transform
 from tests.helpers.faces import fer_faces
+
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
 
 
 def test_similarity_transform_recovers_a_known_one() -> None:

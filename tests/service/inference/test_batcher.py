@@ -11,6 +11,8 @@ from service.inference.model_store import resolve
 from service.ops.metrics import Metrics
 from tests.helpers.faces import fer_faces
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 
 @pytest.fixture(scope="module")
 def classifier(settings: Settings) -> EmotionClassifier:

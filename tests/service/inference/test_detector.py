@@ -8,6 +8,8 @@ from service.inference.model_store import resolve
 from tests.helpers.faces import fer_faces
 from training.scenes import iou, place_faces
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 MATCH_IOU = 0.4
 
 

@@ -13,6 +13,8 @@ from service.inference.loading import load_detector
 from tests.helpers.faces import fer_faces
 from training.scenes import place_faces
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 
 def projected(yaw: float, pitch: float, roll: float, distance_mm: float = 600.0) -> np.ndarray:
     """The model's five points seen by a 640-pixel-focal camera after the given rotation."""

@@ -8,6 +8,8 @@ from service.inference.errors import ImageRejected
 from service.inference.imaging import decode_image, sniff_format
 from tests.helpers.faces import exif_jpeg, fer_faces
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 LIMITS = {"max_bytes": 10 * 2**20, "max_pixels": 40_000_000}
 
 

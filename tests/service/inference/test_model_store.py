@@ -15,6 +15,8 @@ from service.inference.model_store import (
 )
 from service.inference.prepare import bytes_literal
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 
 def copy_model(settings: Settings, store: Path, version: str) -> Path:
     source = resolve(settings.model_store, settings.default_emotion_model)

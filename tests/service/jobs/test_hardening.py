@@ -180,7 +180,7 @@ def test_the_same_rules_as_the_synchronous_endpoints(shared_service) -> None:
 
 def test_an_upload_killed_before_its_job_was_stored_is_swept(tmp_path: Path) -> None:
     """kill -9 while 50 MB uploads are being saved: after a restart, every upload left belongs to a job."""
-    settings = job_settings(tmp_path, media_orphan_age_s=1, job_workers=0)
+    settings = job_settings(tmp_path, media_orphan_age_s=2, request_body_timeout_s=2, job_workers=0)
     big = clip_bytes("two-people-head-pose.webm") + bytes(50_000_000)  # a clip with 50 MB of trailing bytes
     media = tmp_path / "media"
     for delay in (0.3, 0.6, 0.9):

@@ -29,6 +29,8 @@ from service.jobs.webhooks import (
 )
 from tests.helpers.webhook_receiver import webhook_receiver
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 OLD = "whsec_" + base64.b64encode(b"the secret being rotated out....").decode()
 NEW = "whsec_" + base64.b64encode(b"the secret rotated in, 32 bytes.").decode()
 

@@ -8,6 +8,8 @@ import pytest
 
 from service.live.stream import POLICY_VIOLATION, StreamClosed, StreamOptions, parse_options
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 
 def test_defaults_and_every_option() -> None:
     assert parse_options("{}", 1.0) == StreamOptions(1.0)

@@ -10,6 +10,8 @@ import pytest
 from service.ops.admission import Overloaded
 from service.studies.reports import ReportPool
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 
 def test_past_its_queue_the_pool_refuses_and_a_known_key_is_not_computed_again() -> None:
     async def scenario() -> None:

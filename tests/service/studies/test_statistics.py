@@ -18,6 +18,8 @@ from service.studies.statistics import (
 )
 from service.studies.trace import Trace
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from service.schemas import Box, EmotionScores, HeadPose, Landmarks, Point, TimelineEntry, TrackResult
 from service.studies.trace import AttentionLimits, Trace, exclusion, main_face
+
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SCORES = EmotionScores(**dict.fromkeys(CLASSES, 1 / 7))

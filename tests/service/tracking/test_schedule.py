@@ -20,6 +20,8 @@ from tests.helpers.clips import PEOPLE, clip_bytes
 from tests.helpers.faces import fer_faces
 from training.scenes import background
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 FACES = fer_faces("neutral", 2)
 FPS = 10
 KEY_INTERVAL_S = 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from service.config import Settings
 from service.ops.metrics import Metrics
@@ -13,6 +14,8 @@ from service.tracking.step import FrameStep
 from service.tracking.tracker import FaceTracker
 from tests.helpers.faces import fer_faces
 from training.scenes import place_faces
+
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
 
 SCENE = place_faces(fer_faces("happy", 1), 240, 320, 110, seed=3).image
 

@@ -5,6 +5,8 @@ from service.inference.detector import Detection
 from service.tracking.tracker import CutDetector, FaceTracker, iou_matrix, smoothing_weight
 from tests.helpers.clips import clip_frames
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 HAPPY = np.array([0, 0, 0, 1, 0, 0, 0], np.float64)
 SAD = np.array([0, 0, 0, 0, 1, 0, 0], np.float64)
 

@@ -9,6 +9,8 @@ from tests.helpers.clips import PEOPLE, clip_bytes, clip_frames, ffmpeg, write_c
 from tests.helpers.data import videos_dir
 from tests.helpers.faces import jpeg
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 ROOMY = VideoLimits(max_bytes=50 * 2**20, max_duration_s=600, max_frame_pixels=3840 * 2160, max_frames_analysed=3000)
 
 

@@ -10,6 +10,8 @@ from service.tracking.step import tracked_face
 from service.tracking.tracker import Sighting
 from service.video.summary import AnalysedFrame, ClipSummary
 
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 HAPPY = np.array([0.0, 0, 0, 0.8, 0.1, 0, 0.1])
 SAD = np.array([0.0, 0, 0.1, 0.1, 0.7, 0, 0.1])

@@ -1,0 +1,75 @@
+"""Putting work on the queue: the media checked now as the synchronous endpoint would check it (bad
+media is never queued), the callback checked, the request's digest for its idempotency key, and the
+job stored with its upload."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel
+
+from service.answers import opened_clip
+from service.inference.errors import ImageRejected
+from service.inference.imaging import decode_image, sniff_container, sniff_format
+from service.jobs.queue import Jobs
+from service.jobs.schema import QUEUED, Job
+from service.jobs.store import NewJob
+from service.jobs.webhooks import check_url, safe_address
+from service.runtime import Runtime
+from service.video.decode import ACCEPTED as CLIP_FORMATS
+
+
+class WebhooksOff(Exception):
+    """A callback was asked for, but this service has no secret to sign webhooks with."""
+
+
+async def check_callback(jobs: Jobs, url: str) -> None:
+    """UnsafeTarget for a URL webhooks may not reach (resolved now, and again at every attempt)."""
+    if not jobs.settings.webhook_secret.get_secret_value():
+        raise WebhooksOff("this service has no webhook secret; poll the job instead")
+    _, host, port = check_url(url)
+    await safe_address(host, port, jobs.settings.webhook_allow_private)
+
+
+async def checked_kind(runtime: Runtime, data: bytes, fps: float) -> Literal["video", "photo"]:
+    """A clip or a photo, checked now as the synchronous endpoint would (ImageRejected if not)."""
+    if sniff_container(data) is not None:
+        clip = await opened_clip(runtime, data, fps)
+        try:
+            if not await asyncio.to_thread(clip.first_frame_decodes):
+                runtime.metrics.rejected.labels("undecodable").inc()
+                raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
+        finally:
+            clip.close()
+        return "video"
+    if sniff_format(data) is not None or not data:
+        s = runtime.settings
+        try:
+            await asyncio.to_thread(decode_image, data, s.max_file_bytes, s.max_image_pixels)
+        except ImageRejected as rejection:
+            runtime.metrics.rejected.labels(rejection.reason).inc()
+            raise
+        return "photo"
+    runtime.metrics.rejected.labels("unsupported_type").inc()
+    raise ImageRejected(415, "unsupported_type", f"not a clip ({CLIP_FORMATS}) or a photo")
+
+
+def request_digest(data: bytes, kind: str, options: BaseModel, *more: object) -> str:
+    """What an idempotency key stands for: the media, its kind, its options and anything else asked."""
+    digest = hashlib.sha256(data)
+    digest.update(json.dumps([kind, options.model_dump(mode="json"), *more], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+async def queue(jobs: Jobs, new: NewJob, data: bytes) -> tuple[Job, bool]:
+    """The job stored with its upload (True), or the one its idempotency key already made (False);
+    IdempotencyConflict for a key reused with another request."""
+    job, created = await asyncio.to_thread(
+        jobs.store.create, new, lambda job_id: jobs.media.save(job_id, data), jobs.media.delete
+    )
+    if created:
+        jobs.metrics.jobs.labels(QUEUED).inc()
+    return job, created

@@ -1,0 +1,50 @@
+"""How a clip is analysed, and what each kind of job carries: the ranges and defaults written once, for
+/v1/video, /v1/jobs, study sessions and emotion-cli alike."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FPS_RANGE = {"ge": 0.2, "le": 120}
+SMOOTHING_RANGE = {"ge": 0, "le": 60}
+FPS_HELP = "Frames analysed per second of video."
+SMOOTHING_HELP = "Seconds of temporal smoothing per person; 0 turns it off."
+
+
+class ClipOptions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    fps: float = Field(5.0, **FPS_RANGE, description=FPS_HELP)
+    smoothing: float = Field(1.0, **SMOOTHING_RANGE, description=SMOOTHING_HELP)
+
+
+DEFAULT_CLIP = ClipOptions()
+
+
+class PhotoJob(BaseModel):
+    """A photo job's options, as stored with the job."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str | None = None  # the emotion model; None: the service's default when the job runs
+
+
+class ClipJob(ClipOptions):
+    """A clip job's options, as stored with the job."""
+
+    model: str | None = None
+
+
+class SessionJob(BaseModel):
+    """A study session's options, as stored with its job: which study and viewer, where the stimulus
+    starts in the recording, and the model (name and version) the study is pinned to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    study_id: str
+    session_id: str
+    viewer: str | None
+    offset_s: float
+    stimulus_duration_s: float
+    model: str
+    model_version: str
