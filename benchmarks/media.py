@@ -55,7 +55,7 @@ async def analyse_in_process(runtime: Runtime, data: bytes, fps: float) -> int:
         return await asyncio.to_thread(timed, crops)  # off the loop, as the batcher does
 
     analysis = ClipAnalysis(
-        clip, fps, runtime.pipeline, classify, runtime.metrics, runtime.settings, 1.0, keep_timeline=False
+        clip, fps, runtime.pipeline, classify, runtime.metrics, runtime.settings.tracking, 1.0, keep_timeline=False
     )
     return (await analysis.run()).frames_analysed
 

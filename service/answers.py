@@ -70,7 +70,7 @@ class VideoAnswer:
             runtime.pipeline,
             emotion.batcher.classify,
             runtime.metrics,
-            runtime.settings,
+            runtime.settings.tracking,
             smoothing,
             keep_timeline=keep_timeline,
             deadline=deadline,

@@ -90,7 +90,14 @@ async def clip_rows(
         return classifier(crops)
 
     analysis = ClipAnalysis(
-        clip, fps, runtime.pipeline, classify, runtime.metrics, runtime.settings, smoothing, keep_timeline=False
+        clip,
+        fps,
+        runtime.pipeline,
+        classify,
+        runtime.metrics,
+        runtime.settings.tracking,
+        smoothing,
+        keep_timeline=False,
     )
     async with aclosing(analysis.frames()) as frames:
         async for frame, faces in frames:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,6 +16,42 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class UnreadableKeys(Exception):
     """The API key file the settings name cannot give any key."""
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """What following faces through frames needs: clips, streams and the command line alike."""
+
+    detection: str  # "full" or "region"
+    key_interval_s: float
+    max_gap_s: float
+    min_frames: int
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """What signing and delivering webhooks needs."""
+
+    secret: str
+    allow_private: bool
+    timeout_s: float
+    retry_delays_s: tuple[float, ...]
+    concurrency: int
+    target_concurrency: int
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """What analysing sessions and computing reports needs."""
+
+    session_fps: float
+    min_presence: float
+    max_yaw_deg: float
+    max_pitch_deg: float
+    bootstrap_resamples: int
+    longest_s: float  # the longest recording, hence the longest stimulus
+    report_workers: int
+    report_queue: int
 
 
 # A list given as one comma-separated variable (EMOTION_EMOTION_MODELS=emotion,emotion-fast), not JSON.
@@ -223,6 +260,34 @@ class Settings(BaseSettings):
         if self.webhook_target_concurrency > self.webhook_concurrency:
             raise ValueError("webhook_target_concurrency is larger than webhook_concurrency")
         return self
+
+    @property
+    def tracking(self) -> TrackingSettings:
+        return TrackingSettings(self.detection, self.detect_key_interval_s, self.track_max_gap_s, self.track_min_frames)
+
+    @property
+    def webhooks(self) -> WebhookSettings:
+        return WebhookSettings(
+            self.webhook_secret.get_secret_value(),
+            self.webhook_allow_private,
+            self.webhook_timeout_s,
+            tuple(self.webhook_retry_delays_s),
+            self.webhook_concurrency,
+            self.webhook_target_concurrency,
+        )
+
+    @property
+    def studies(self) -> StudySettings:
+        return StudySettings(
+            self.study_session_fps,
+            self.study_min_presence,
+            self.study_max_yaw_deg,
+            self.study_max_pitch_deg,
+            self.study_bootstrap_resamples,
+            self.video_max_duration_s,
+            self.study_report_workers,
+            self.study_report_queue,
+        )
 
     def emotion_model_versions(self) -> dict[str, str | None]:
         """emotion_models as {name: pinned version or None}, in the order given."""

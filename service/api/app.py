@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with serving(settings, metrics, settings.job_workers) as (runtime, jobs):
             app.state.runtime, app.state.jobs = runtime, jobs
-            app.state.reports = ReportPool(settings.study_report_workers, settings.study_report_queue)
+            app.state.reports = ReportPool(settings.studies.report_workers, settings.studies.report_queue)
             runtime.set_ready(True)
             Drain(runtime, asyncio.get_running_loop()).install()
             yield

@@ -20,11 +20,8 @@ class WebhookDispatcher:
 
     def __init__(self, jobs: Jobs) -> None:
         self.jobs = jobs
-        settings = jobs.settings
-        self.sender = WebhookSender(
-            settings.webhook_secret.get_secret_value(), settings.webhook_allow_private, settings.webhook_timeout_s
-        )
-        self.delays = settings.webhook_retry_delays_s
+        self.webhooks = webhooks = jobs.settings.webhooks
+        self.sender = WebhookSender(webhooks.secret, webhooks.allow_private, webhooks.timeout_s)
         self.in_flight: dict[str, int] = {}  # deliveries under way, by target
         self.deliveries: set[asyncio.Task] = set()
 
@@ -41,16 +38,13 @@ class WebhookDispatcher:
 
     async def step(self) -> bool:
         """Start the due deliveries there is room for; False when none was started."""
-        settings = self.jobs.settings
-        room = settings.webhook_concurrency - len(self.deliveries)
+        webhooks = self.webhooks
+        room = webhooks.concurrency - len(self.deliveries)
         if room <= 0:
             return False
+        hold_s = 2 * webhooks.timeout_s  # longer than any attempt: no other process sends it meanwhile
         due = await asyncio.to_thread(
-            self.jobs.store.due_webhooks,
-            self.in_flight,
-            settings.webhook_target_concurrency,
-            room,
-            2 * settings.webhook_timeout_s,
+            self.jobs.store.due_webhooks, self.in_flight, webhooks.target_concurrency, room, hold_s
         )
         for job in due:
             target = job.webhook_target or "-"
@@ -73,7 +67,7 @@ class WebhookDispatcher:
         except Exception:
             log.exception("webhook attempt for job %s failed unexpectedly", job.id)
             attempt = Attempt(None, delivered=False)
-        next_at = next_attempt(self.delays, job.webhook_attempts + 1, attempt)
+        next_at = next_attempt(list(self.webhooks.retry_delays_s), job.webhook_attempts + 1, attempt)
         await asyncio.to_thread(self.jobs.store.record_webhook, job.id, attempt.status, attempt.delivered, next_at)
         outcome = "delivered" if attempt.delivered else "retrying" if next_at else "given_up"
         if outcome == "given_up":

@@ -28,10 +28,11 @@ class WebhooksOff(Exception):
 
 async def check_callback(jobs: Jobs, url: str) -> None:
     """UnsafeTarget for a URL webhooks may not reach (resolved now, and again at every attempt)."""
-    if not jobs.settings.webhook_secret.get_secret_value():
+    webhooks = jobs.settings.webhooks
+    if not webhooks.secret:
         raise WebhooksOff("this service has no webhook secret; poll the job instead")
     _, host, port = check_url(url)
-    await safe_address(host, port, jobs.settings.webhook_allow_private)
+    await safe_address(host, port, webhooks.allow_private)
 
 
 async def checked_kind(runtime: Runtime, data: bytes, fps: float) -> Literal["video", "photo"]:

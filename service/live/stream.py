@@ -98,8 +98,9 @@ class LiveStream:
         self.keys = keys
         self.authorised = not keys or key_is_valid(presented_key, keys)
         self.options = StreamOptions(self.settings.stream_smoothing_s)
-        self.tracker = FaceTracker(self.options.smoothing_s, self.settings.track_max_gap_s)
-        self.step = FrameStep(runtime.pipeline, self.tracker, detection_schedule(self.settings))
+        tracking = self.settings.tracking
+        self.tracker = FaceTracker(self.options.smoothing_s, tracking.max_gap_s)
+        self.step = FrameStep(runtime.pipeline, self.tracker, detection_schedule(tracking))
         self.started = time.monotonic()
         self.pending: _Frame | None = None
         self.frame_arrived = asyncio.Event()

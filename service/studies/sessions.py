@@ -48,7 +48,7 @@ async def submit_session(
     emotion = runtime.emotion(study.model_name or upload.model)
     if study.model_name and upload.model and upload.model != study.model_name:
         raise StudyModelPinned(f"this study's sessions are analysed with {study.model_name}")
-    if await checked_kind(runtime, upload.data, runtime.settings.study_session_fps) != "video":
+    if await checked_kind(runtime, upload.data, runtime.settings.studies.session_fps) != "video":
         runtime.metrics.rejected.labels("unsupported_type").inc()
         raise ImageRejected(415, "unsupported_type", f"a session is a recording ({CLIP_FORMATS}), not a photo")
     store = StudyStore(jobs.store.engine)
@@ -84,18 +84,18 @@ def session_kinds(runtime: Runtime, jobs: Jobs) -> dict[str, KindAnswer]:
     """The session kind: record the viewer's trace (or why they are excluded); the job's result says which."""
 
     async def analyse_session(job: Job, data: bytes) -> str:
-        options, settings = SessionJob.model_validate(job.options), runtime.settings
+        options, settings = SessionJob.model_validate(job.options), runtime.settings.studies
         emotion = runtime.emotion(options.model)
         if emotion.stored.version != options.model_version:
             pinned = f"{options.model}/{options.model_version}"
             raise JobRefused("model_changed", f"this study's sessions are analysed with {pinned}, no longer served")
-        clip_options = ClipOptions(fps=settings.study_session_fps, smoothing=0.0)
+        clip_options = ClipOptions(fps=settings.session_fps, smoothing=0.0)
         clip = await opened_clip(runtime, data, clip_options.fps)
         response = await VideoAnswer(runtime, emotion, clip, clip_options, None, job.id, True).response()
         duration, offset = options.stimulus_duration_s, options.offset_s
-        limits = AttentionLimits(settings.study_max_yaw_deg, settings.study_max_pitch_deg)
+        limits = AttentionLimits(settings.max_yaw_deg, settings.max_pitch_deg)
         trace = viewer_trace(response, offset, stimulus_seconds(duration), emotion.classifier.classes, limits)
-        reason = exclusion(trace, response.video.duration_ms / 1000, offset, duration, settings.study_min_presence)
+        reason = exclusion(trace, response.video.duration_ms / 1000, offset, duration, settings.min_presence)
         status = EXCLUDED if reason else ANALYSED
         models = {role: ref.model_dump() for role, ref in model_refs(runtime.models(emotion)).items()}
         stored = {**trace.to_json(), "models": models}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.config import Settings
+from service.config import TrackingSettings
 from service.inference.pipeline import AsyncClassify, Pipeline, PreparedImage
 from service.inference.results import emotion_scores, face_result
 from service.schemas import TrackedFace
@@ -68,8 +68,8 @@ def tracked_face(face: Sighting, classes: tuple[str, ...]) -> TrackedFace:
     )
 
 
-def detection_schedule(settings: Settings) -> DetectionSchedule | None:
+def detection_schedule(tracking: TrackingSettings) -> DetectionSchedule | None:
     """The schedule the settings ask for; None: full-frame detection on every frame."""
-    if settings.detection == "full":
+    if tracking.detection == "full":
         return None
-    return DetectionSchedule(settings.detect_key_interval_s, settings.track_max_gap_s)
+    return DetectionSchedule(tracking.key_interval_s, tracking.max_gap_s)

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from service.config import Settings
+from service.config import Settings, TrackingSettings
 from service.inference.pipeline import AsyncClassify, Pipeline
 from service.ops.metrics import Metrics
 from service.schemas import TrackedFace
@@ -117,17 +117,17 @@ class ClipAnalysis:
         pipeline: Pipeline,
         classify: AsyncClassify,
         metrics: Metrics,
-        settings: Settings,
+        tracking: TrackingSettings,
         smoothing_s: float,
         keep_timeline: bool,
         deadline: float | None = None,
     ) -> None:
         self.clip, self.fps = clip, min(fps, clip.info.fps)
         self.classify, self.metrics, self.deadline = classify, metrics, deadline
-        tracker = FaceTracker(smoothing_s, settings.track_max_gap_s)
-        self.step = FrameStep(pipeline, tracker, detection_schedule(settings))
+        tracker = FaceTracker(smoothing_s, tracking.max_gap_s)
+        self.step = FrameStep(pipeline, tracker, detection_schedule(tracking))
         self.classes = self.step.classes
-        self.summary = ClipSummary(self.classes, settings.track_min_frames, keep_timeline)
+        self.summary = ClipSummary(self.classes, tracking.min_frames, keep_timeline)
 
     async def frames(self) -> AsyncIterator[tuple[AnalysedFrame, list[TrackedFace]]]:
         """Each analysed frame with its faces in public form, added to the summary as it goes."""

@@ -95,7 +95,7 @@ def study_info(study: Study) -> StudyInfo:
 @router.post("/studies", status_code=201, response_model=StudyInfo)
 async def create_study(new: StudyCreate, jobs: JobsDep, owner: OwnerDep, response: Response) -> StudyInfo:
     """A study of one stimulus: its length and, optionally, its events (for example "brand appears")."""
-    longest = jobs.settings.video_max_duration_s
+    longest = jobs.settings.studies.longest_s
     if new.stimulus_duration_s > longest:
         raise ApiError(
             422,
@@ -129,7 +129,7 @@ async def compare_studies(
     first, second = await owned_study(store, owner, a), await owned_study(store, owner, b)
     if (first.model_name, first.model_version) != (second.model_name, second.model_version):
         raise ApiError(409, "models_differ", "the two studies were analysed with different emotion models")
-    resamples = jobs.settings.study_bootstrap_resamples
+    resamples = jobs.settings.studies.bootstrap_resamples
 
     def compute() -> StudyComparison:
         panels = [valid_panel(s, store.views(s.id), EMOTIONS) for s in (first, second)]
@@ -237,7 +237,7 @@ async def get_report(
     study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
 ) -> StudyReport:
     """Per second and per emotion, over the valid viewers: how many showed it, how strongly, how sure."""
-    report = report_of(threshold, jobs.settings.study_bootstrap_resamples)
+    report = report_of(threshold, jobs.settings.studies.bootstrap_resamples)
     return await study_output(study_id, jobs, owner, reports, f"report@{threshold}", report)
 
 
@@ -245,7 +245,7 @@ async def get_report(
 async def get_report_csv(
     study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
 ) -> Response:
-    report = report_of(threshold, jobs.settings.study_bootstrap_resamples)
+    report = report_of(threshold, jobs.settings.studies.bootstrap_resamples)
     text = await study_output(
         study_id, jobs, owner, reports, f"csv@{threshold}", lambda *args: report_csv(report(*args))
     )
@@ -268,7 +268,7 @@ async def get_report_png(
     study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
 ) -> Response:
     """The report's chart, for slide decks."""
-    report = report_of(threshold, jobs.settings.study_bootstrap_resamples)
+    report = report_of(threshold, jobs.settings.studies.bootstrap_resamples)
     png = await study_output(
         study_id, jobs, owner, reports, f"png@{threshold}", lambda *args: report_png(report(*args))
     )

@@ -91,7 +91,7 @@ def test_region_detection_gives_the_same_people_as_full_detection_on_real_clips(
         async def classify(crops: np.ndarray) -> np.ndarray:
             return served.classifier(crops)
 
-        analysis = ClipAnalysis(clip, 5.0, runtime.pipeline, classify, runtime.metrics, settings, 0.0, False)
+        analysis = ClipAnalysis(clip, 5.0, runtime.pipeline, classify, runtime.metrics, settings.tracking, 0.0, False)
         frames = [faces async for _, faces in analysis.frames()]
         return frames, len(analysis.summary.track_results())
 
