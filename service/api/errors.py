@@ -14,6 +14,7 @@ from service.failures import DOMAIN_ERRORS, failure_of
 from service.jobs.store import IdempotencyConflict
 from service.jobs.submission import WebhooksOff
 from service.jobs.webhooks import UnsafeTarget
+from service.studies.compare import EmptyStudy
 from service.studies.sessions import StudyModelPinned
 from service.studies.store import ModelPinned
 
@@ -26,13 +27,14 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
-# What refuses a submission to the job queue, and its HTTP answer.
+# What refuses a submission to the job queue or a study's request, and its HTTP answer.
 SUBMISSION_ERRORS = {
     IdempotencyConflict: (409, "idempotency_conflict", "this Idempotency-Key was used for a different request"),
     UnsafeTarget: (422, "unsafe_callback_url", None),
     WebhooksOff: (422, "webhooks_not_configured", None),
     StudyModelPinned: (409, "study_model_pinned", None),
     ModelPinned: (409, "model_changed", None),
+    EmptyStudy: (409, "empty_study", None),
 }
 
 

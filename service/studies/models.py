@@ -154,18 +154,22 @@ class EmotionComparison(BaseModel):
     ever_share: tuple[float | None, float | None] = Field(description="(a, b)")
     ever_share_difference: float | None
     ever_share_ci: Interval
-    ever_share_p: float | None = Field(description="Two-proportion z-test, two-sided.")
+    ever_share_p: float | None = Field(description="Two-sided: Fisher's exact test, or the two-proportion z-test.")
+    ever_share_test: Literal["fisher", "z"] = Field(description="Fisher's exact test below 10 viewers a side.")
     mean: tuple[float | None, float | None] = Field(description="Mean per-viewer probability (a, b).")
     mean_difference: float | None
     mean_ci: Interval = Field(description="95% bootstrap interval over viewers of each study.")
     mean_p: float | None = Field(description="Mann-Whitney U test on per-viewer means, two-sided.")
+    mean_test: Literal["exact", "normal"] = Field(description="Exact below 10 viewers a side, else normal.")
     differing_seconds: list[DifferingSecond]
 
 
 class StudyComparison(BaseModel):
     a: str
     b: str
-    viewers: tuple[int, int]
+    viewers: tuple[int, int] = Field(description="Valid viewers of a and of b: the unit of every test.")
+    seconds: int = Field(description="The seconds compared: the first ones, as many as the shorter stimulus has.")
     threshold: float
     figures_version: str
+    warnings: list[str] = Field(description="What to know before trusting the figures: small groups, unequal lengths.")
     emotions: dict[str, EmotionComparison]

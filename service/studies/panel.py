@@ -42,6 +42,11 @@ class Panel:
     def seconds(self) -> int:
         return self.present.shape[1]
 
+    def first(self, seconds: int) -> Panel:
+        """The same viewers over the first `seconds` only: what two stimuli of different lengths share."""
+        cut = slice(0, seconds)
+        return Panel(self.classes, self.probabilities[:, cut], self.present[:, cut], self.attentive[:, cut])
+
     def reached(self, threshold: float) -> np.ndarray:
         """[viewers, seconds, classes]: the viewer's probability at or above the threshold (False without a face)."""
         return np.nan_to_num(self.probabilities, nan=-1.0) >= threshold

@@ -32,7 +32,7 @@ from service.studies.statistics import (
 from service.studies.store import SessionView
 from service.studies.trace import stimulus_seconds
 
-FIGURES_VERSION = "1"
+FIGURES_VERSION = "2"
 
 
 def number(value: float) -> float | None:

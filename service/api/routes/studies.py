@@ -19,8 +19,8 @@ from service.api.routes.uploads import ERRORS
 from service.jobs.database import as_utc
 from service.jobs.queue import Jobs
 from service.schemas import Emotion, ErrorResponse, ModelRef
+from service.studies import compare
 from service.studies.chart import report_png
-from service.studies.compare import compare_panels
 from service.studies.export import report_csv, viewers_csv
 from service.studies.models import (
     SessionAccepted,
@@ -32,7 +32,7 @@ from service.studies.models import (
     StudyList,
     StudyReport,
 )
-from service.studies.report import FIGURES_VERSION, study_report, valid_panel
+from service.studies.report import study_report
 from service.studies.reports import ReportPool
 from service.studies.schema import Study
 from service.studies.sessions import SessionUpload, submit_session
@@ -127,20 +127,16 @@ async def compare_studies(
     probability, with intervals and p-values, and the seconds at which the share curves differ."""
     store = studies_of(jobs)
     first, second = await owned_study(store, owner, a), await owned_study(store, owner, b)
+    for study in (first, second):
+        if study.model_name is None:
+            raise compare.EmptyStudy(f"study {study.id} has no session yet")
     if (first.model_name, first.model_version) != (second.model_name, second.model_version):
         raise ApiError(409, "models_differ", "the two studies were analysed with different emotion models")
     resamples = jobs.settings.studies.bootstrap_resamples
 
     def compute() -> StudyComparison:
-        panels = [valid_panel(s, store.views(s.id), EMOTIONS) for s in (first, second)]
-        return StudyComparison(
-            a=first.id,
-            b=second.id,
-            viewers=(panels[0].viewers, panels[1].viewers),
-            threshold=threshold,
-            figures_version=FIGURES_VERSION,
-            emotions=compare_panels(*panels, threshold, resamples),
-        )
+        views = (store.views(first.id), store.views(second.id))
+        return compare.compare_studies((first, second), views, EMOTIONS, threshold, resamples)
 
     fingerprints = [await asyncio.to_thread(store.fingerprint, s.id) for s in (first, second)]
     return await reports.compute(("compare", first.id, second.id, threshold, resamples, *fingerprints), compute)

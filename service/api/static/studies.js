@@ -109,17 +109,24 @@ async function compare() {
       emotion,
       `${percent(c.ever_share[0])}, ${percent(c.ever_share[1])}`,
       `${percent(c.ever_share_difference)} [${percent(c.ever_share_ci[0])}, ${percent(c.ever_share_ci[1])}]`,
-      fixed(c.ever_share_p),
+      `${fixed(c.ever_share_p)} (${c.ever_share_test === "fisher" ? "Fisher exact" : "z-test"})`,
       `${fixed(c.mean[0])}, ${fixed(c.mean[1])}`,
       `${fixed(c.mean_difference)} [${fixed(c.mean_ci[0])}, ${fixed(c.mean_ci[1])}]`,
-      fixed(c.mean_p),
+      `${fixed(c.mean_p)} (Mann-Whitney, ${c.mean_test})`,
       c.differing_seconds.map((d) => `${d.t}s`).join(" ") || "none",
     ]));
+  $("comparison-viewers").textContent =
+    `${result.viewers[0]} viewers against ${result.viewers[1]}, over the first ${result.seconds} s of both.`;
+  $("comparison-warnings").replaceChildren(...result.warnings.map((warning) => {
+    const item = document.createElement("li");
+    item.textContent = warning;
+    return item;
+  }));
   $("comparison").hidden = false;
 }
 
 async function start() {
-  const { studies } = await api("/v1/studies");
+  const { studies } = await api("/v1/studies?limit=100");
   $("study").replaceChildren();
   $("other").replaceChildren(new Option("–", ""));
   for (const select of [$("study"), $("other")]) {

@@ -205,6 +205,9 @@ def test_the_studies_page_shows_the_report_sessions_and_a_comparison(service: Li
         page.click("#compare")
         page.wait_for_selector("#comparison-table tr >> nth=7", timeout=20_000)
         assert page.locator("#comparison-table tr").count() == 8
+        assert re.match(
+            r"\d+ viewers against \d+, over the first \d+ s", page.locator("#comparison-viewers").inner_text()
+        )
         browser.close()
 
 
@@ -247,6 +250,9 @@ def test_an_empty_study_at_the_longest_length_reports_cheaply(service: LiveServi
         assert photo.result().status_code == 200
         assert [r.result().status_code for r in reports] == [200] * 6
     assert service.rss_mb() - before < 150
+    # Nothing to compare it with yet: a clear 409, not "models differ".
+    refused = httpx.get(f"{service.base}/v1/studies/compare", params={"a": study_id, "b": study_id})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "empty_study"
 
 
 def test_lists_are_paged_with_cursors(service: LiveService, planted: str) -> None:

@@ -1,0 +1,61 @@
+"""Comparisons with a planted truth, where small groups and unequal lengths used to mislead: exact tests
+at 3 v 3, statistics on the common seconds with a warning, and an empty study refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from service.studies.compare import EmptyStudy, compare_studies
+from service.studies.schema import ANALYSED, Study
+from service.studies.store import SessionView
+from service.studies.trace import Trace
+
+pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
+
+CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+SMILE = [0.02, 0.02, 0.02, 0.86, 0.02, 0.02, 0.04]
+CALM = [0.02, 0.02, 0.02, 0.04, 0.02, 0.02, 0.86]
+
+
+def study(study_id: str, seconds: int) -> Study:
+    return Study(id=study_id, owner="-", name=study_id, stimulus_duration_s=seconds, events=[])
+
+
+def viewers(count: int, seconds: int, smiling_at: set[int]) -> list[SessionView]:
+    def trace() -> Trace:
+        return Trace([SMILE if t in smiling_at else CALM for t in range(seconds)], [True] * seconds)
+
+    return [
+        SessionView(f"s{i}", f"j{i}", f"v{i}", 0.0, datetime(2026, 1, 1), ANALYSED, None, trace(), None)
+        for i in range(count)
+    ]
+
+
+def test_three_against_three_in_complete_separation_is_not_significant() -> None:
+    """Every viewer of a smiles, none of b: exact p = 0.10 both ways (the approximations said 0.014 and 0.0495)."""
+    comparison = compare_studies(
+        (study("a", 5), study("b", 5)), (viewers(3, 5, {0, 1, 2, 3, 4}), viewers(3, 5, set())), CLASSES, 0.5, 1000
+    )
+    happy = comparison.emotions["happy"]
+    assert happy.ever_share == (1.0, 0.0)
+    assert happy.ever_share_p == pytest.approx(0.10) and happy.ever_share_test == "fisher"
+    assert happy.mean_p == pytest.approx(0.10) and happy.mean_test == "exact"
+    assert comparison.viewers == (3, 3) and any("fewer than 10 viewers" in w for w in comparison.warnings)
+
+
+def test_stimuli_of_different_lengths_are_compared_on_their_common_seconds() -> None:
+    """a's viewers smile only at 8 s, past the end of b's 6 s stimulus: no difference on what both cover."""
+    comparison = compare_studies(
+        (study("a", 10), study("b", 6)), (viewers(12, 10, {8}), viewers(12, 6, set())), CLASSES, 0.5, 1000
+    )
+    assert comparison.seconds == 6
+    assert comparison.emotions["happy"].ever_share == (0.0, 0.0)
+    assert comparison.emotions["happy"].ever_share_test == "z"
+    assert any("differ in length" in w for w in comparison.warnings)
+
+
+def test_a_study_without_valid_viewers_cannot_be_compared() -> None:
+    with pytest.raises(EmptyStudy):
+        compare_studies((study("a", 5), study("b", 5)), (viewers(3, 5, set()), []), CLASSES, 0.5, 1000)
