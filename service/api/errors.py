@@ -15,7 +15,7 @@ from service.jobs.store import IdempotencyConflict
 from service.jobs.submission import WebhooksOff
 from service.jobs.webhooks import UnsafeTarget
 from service.studies.compare import EmptyStudy
-from service.studies.sessions import StudyModelPinned
+from service.studies.sessions import DuplicateViewer, StudyModelPinned
 from service.studies.store import ModelPinned
 
 
@@ -35,6 +35,7 @@ SUBMISSION_ERRORS = {
     StudyModelPinned: (409, "study_model_pinned", None),
     ModelPinned: (409, "model_changed", None),
     EmptyStudy: (409, "empty_study", None),
+    DuplicateViewer: (409, "duplicate_viewer", None),
 }
 
 

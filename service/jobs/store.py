@@ -102,12 +102,18 @@ class JobStore:
         return job, True
 
     def _by_key(self, new: NewJob) -> Job | None:
-        with self.sessions() as session:
-            query = select(Job).where(Job.owner == new.owner, Job.idempotency_key == new.idempotency_key)
-            existing = session.scalars(query).first()
+        existing = self.by_key(new.owner, new.idempotency_key)
         if existing is not None and existing.request_digest != new.request_digest:
             raise IdempotencyConflict(new.idempotency_key)
         return existing
+
+    def by_key(self, owner: str, idempotency_key: str | None) -> Job | None:
+        """The job an idempotency key made, if any."""
+        if idempotency_key is None:
+            return None
+        with self.sessions() as session:
+            query = select(Job).where(Job.owner == owner, Job.idempotency_key == idempotency_key)
+            return session.scalars(query).first()
 
     def get(self, owner: str, job_id: str) -> Job | None:
         with self.sessions() as session:

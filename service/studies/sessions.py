@@ -30,6 +30,10 @@ class StudyModelPinned(Exception):
     """A session asked for another model than the one its study's sessions are analysed with."""
 
 
+class DuplicateViewer(Exception):
+    """The study has a session of this viewer already: viewers, not uploads, are the unit."""
+
+
 @dataclass(frozen=True)
 class SessionUpload:
     owner: str
@@ -52,6 +56,13 @@ async def submit_session(
         runtime.metrics.rejected.labels("unsupported_type").inc()
         raise ImageRejected(415, "unsupported_type", f"a session is a recording ({CLIP_FORMATS}), not a photo")
     store = StudyStore(jobs.store.engine)
+    replay = await asyncio.to_thread(jobs.store.by_key, upload.owner, upload.idempotency_key)
+    if (
+        upload.viewer is not None
+        and replay is None
+        and await asyncio.to_thread(store.viewer_seen, study.id, upload.viewer)
+    ):
+        raise DuplicateViewer(f"viewer {upload.viewer!r} has a session in this study already; delete it to replace it")
     pinned = (emotion.name, emotion.stored.version)
     try:
         await asyncio.to_thread(store.pin_model, study.id, pinned)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.jobs.database import utcnow
-from service.jobs.schema import FINISHED, Job
+from service.jobs.schema import FINISHED, RUNNING, Job
 from service.jobs.store import cut_page, keyset_page
 from service.options import SessionJob
 from service.studies.models import StudyCreate
@@ -87,6 +87,23 @@ class StudyStore:
             session.delete(study)
             return job_ids
 
+    def viewer_seen(self, study_id: str, viewer: str) -> bool:
+        """Whether a session of this viewer is in the study: a viewer counts once."""
+        query = select(StudySession.id).where(StudySession.study_id == study_id, StudySession.viewer == viewer)
+        with self.sessions() as session:
+            return session.scalars(query.limit(1)).first() is not None
+
+    def session_job(self, study_id: str, session_id: str) -> str | None:
+        """The analysis job of one of the study's sessions; None if the study has no such session."""
+        with self.sessions() as session:
+            row = session.get(StudySession, session_id)
+            return row.job_id if row is not None and row.study_id == study_id else None
+
+    def delete_session(self, session_id: str) -> None:
+        """Erase one session and its trace (cancel its job first, so an analysis under way writes nothing)."""
+        with self.sessions.begin() as session:
+            session.execute(delete(StudySession).where(StudySession.id == session_id))
+
     def pin_model(self, study_id: str, model: tuple[str, str]) -> None:
         """Pin the study to this model if it has none yet; ModelPinned if it has another."""
         with self.sessions.begin() as session:
@@ -106,9 +123,13 @@ class StudyStore:
 
     def record(self, job: Job, status: str, reason: str | None, trace: dict | None) -> None:
         """The analysis's outcome. The worker may get here before the upload's request has added the
-        session row, so the row is made here if missing; a study deleted meanwhile stays deleted."""
+        session row, so the row is made here if missing; a study deleted meanwhile stays deleted, and so
+        does a session erased meanwhile (its job was cancelled first)."""
 
         def write(session: Session) -> None:
+            current = session.get(Job, job.id)
+            if current is None or current.status != RUNNING:
+                return
             row = self._row(session, job)
             if row is not None:
                 row.status, row.reason, row.trace = status, reason, trace

@@ -162,7 +162,11 @@ async def delete_study(study_id: str, jobs: JobsDep, owner: OwnerDep) -> Respons
     "/studies/{study_id}/sessions",
     status_code=202,
     response_model=SessionAccepted,
-    responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorResponse, "description": "Another model, or key reuse."}},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        409: {"model": ErrorResponse, "description": "Another model, a viewer seen before, or key reuse."},
+    },
     dependencies=[SingleFile],
 )
 async def add_session(
@@ -187,6 +191,20 @@ async def add_session(
     response.status_code = 202 if created else 200
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return SessionAccepted(session_id=view.id, job_id=job.id, status=view.status)
+
+
+@router.delete("/studies/{study_id}/sessions/{session_id}", status_code=204, responses=NOT_FOUND)
+async def delete_session(study_id: str, session_id: str, jobs: JobsDep, owner: OwnerDep) -> Response:
+    """Erase one viewer's session and trace (an erasure request); its analysis is cancelled if still waiting,
+    and the reports change with it."""
+    store = studies_of(jobs)
+    study = await owned_study(store, owner, study_id)
+    job_id = await asyncio.to_thread(store.session_job, study.id, session_id)
+    if job_id is None:
+        raise ApiError(404, "not_found", "no such session in this study")
+    await asyncio.to_thread(jobs.cancel, owner, job_id)  # first: an analysis under way then writes nothing
+    await asyncio.to_thread(store.delete_session, session_id)
+    return Response(status_code=204)
 
 
 @router.get("/studies/{study_id}/sessions", response_model=SessionList, responses=NOT_FOUND)

@@ -283,6 +283,7 @@ def test_a_replayed_session_answers_its_real_state(service: LiveService) -> None
         return httpx.post(
             f"{base}/v1/studies/{study_id}/sessions",
             files={"file": ("c.mkv", clip)},
+            data={"viewer": "viewer-7"},
             headers={"Idempotency-Key": "viewer-7-try"},
         )
 
@@ -298,3 +299,30 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_made_inert() -> None:
     for text in ("=1+1", " =1+1", "\u3000=1", "\uff1dSUM(A1)", "\uff0b1", "@cmd", "\t-2"):
         assert cell(text) == "'" + text
     assert cell("viewer 17") == "viewer 17" and cell(0.5) == 0.5
+
+
+def test_a_viewer_counts_once_and_one_session_can_be_erased(service: LiveService) -> None:
+    base = service.base
+    study_id = httpx.post(f"{base}/v1/studies", json={"name": "erasure", "stimulus_duration_s": 3}).json()["study_id"]
+
+    def send(viewer: str) -> httpx.Response:
+        clip = clip_bytes("asl-thanks.mkv")
+        return httpx.post(
+            f"{base}/v1/studies/{study_id}/sessions", files={"file": ("c.mkv", clip)}, data={"viewer": viewer}
+        )
+
+    first, second = send("p1"), send("p2")
+    assert first.status_code == second.status_code == 202
+    again = send("p1")  # the same viewer uploaded twice would count twice
+    assert again.status_code == 409 and again.json()["error"]["code"] == "duplicate_viewer"
+    wait_for_sessions(base, study_id)
+    erased = first.json()["session_id"]
+    assert httpx.delete(f"{base}/v1/studies/{study_id}/sessions/{erased}").status_code == 204
+    sessions = httpx.get(f"{base}/v1/studies/{study_id}/sessions").json()["sessions"]
+    assert [s["viewer"] for s in sessions] == ["p2"]
+    assert httpx.get(f"{base}/v1/studies/{study_id}/report").json()["sessions"]["uploaded"] == 1
+    assert httpx.delete(f"{base}/v1/studies/{study_id}/sessions/{erased}").status_code == 404
+    other = httpx.post(f"{base}/v1/studies", json={"name": "other", "stimulus_duration_s": 3}).json()["study_id"]
+    kept = second.json()["session_id"]
+    assert httpx.delete(f"{base}/v1/studies/{other}/sessions/{kept}").status_code == 404  # not that study's
+    assert send("p1").status_code == 202  # erased, the viewer may take part again
