@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+from service.config import TrackingSettings
 from service.inference.errors import ImageRejected
 from service.inference.pipeline import AnalysedImage
 from service.inference.results import image_result, model_refs, safe_filename
@@ -59,7 +60,9 @@ class VideoAnswer:
         filename: str | None,
         request_id: str,
         keep_timeline: bool,
+        tracking: TrackingSettings | None = None,
     ) -> None:
+        """`tracking`: the service's own unless given (study sessions detect over every full frame)."""
         fps, smoothing = options.fps, options.smoothing
         self.runtime, self.emotion, self.clip = runtime, emotion, clip
         self.filename, self.request_id = safe_filename(filename), request_id
@@ -70,7 +73,7 @@ class VideoAnswer:
             runtime.pipeline,
             emotion.batcher.classify,
             runtime.metrics,
-            runtime.settings.tracking,
+            tracking or runtime.settings.tracking,
             smoothing,
             keep_timeline=keep_timeline,
             deadline=deadline,

@@ -52,6 +52,8 @@ class StudySettings:
     longest_s: float  # the longest recording, hence the longest stimulus
     report_workers: int
     report_queue: int
+    min_viewers: int
+    min_viewers_share: float
 
 
 # A list given as one comma-separated variable (EMOTION_EMOTION_MODELS=emotion,emotion-fast), not JSON.
@@ -208,6 +210,12 @@ class Settings(BaseSettings):
     study_bootstrap_resamples: int = Field(
         1000, ge=1000, le=20000, description="Resamples of the viewers behind every bootstrap interval."
     )
+    study_min_viewers: int = Field(
+        10, ge=1, description="A second needs at least this many viewers' faces to be a peak, trough or best moment."
+    )
+    study_min_viewers_share: float = Field(
+        0.3, ge=0, le=1, description="Or this share of the valid viewers, if that is more."
+    )
     study_report_workers: int = Field(
         1, ge=1, le=16, description="Threads computing study reports, apart from the ones decoding requests."
     )
@@ -287,6 +295,8 @@ class Settings(BaseSettings):
             self.video_max_duration_s,
             self.study_report_workers,
             self.study_report_queue,
+            self.study_min_viewers,
+            self.study_min_viewers_share,
         )
 
     def emotion_model_versions(self) -> dict[str, str | None]:

@@ -100,27 +100,48 @@ class ReportSecond(BaseModel):
 
 
 class PeakMoment(BaseModel):
-    t: int
+    t: int = Field(description="The first second of the peak.")
+    t_from: int = Field(description="The peak's plateau: the run of seconds tied with it, from t_from to t_to.")
+    t_to: int
     share: float
-    t_ci: Interval = Field(description="95% bootstrap interval of when the peak happens.")
+    share_lower: float = Field(description="The share's 95% Wilson lower bound: what peaks are ranked by.")
+    n: int = Field(description="Viewers whose face was found at that second.")
+    t_ci: Interval | None = Field(
+        description="95% bootstrap interval of when the peak happens, over resamples with a peak; null unless most "
+        "resamples have one."
+    )
+    resamples_with_peak: float = Field(description="Share of bootstrap resamples in which anyone reached it.")
 
 
 class Moment(BaseModel):
     t: int
     share: float
+    n: int
 
 
 class EmotionSummary(BaseModel):
     ever_share: float | None = Field(description="Share of valid viewers at or above the threshold at any second.")
     ever_share_ci: Interval
     avg_share: float | None = Field(description="The share, averaged over the stimulus's seconds.")
-    peak: PeakMoment | None = Field(description="The second with the highest share; null if no viewer reached it.")
-    trough: Moment | None
+    peak: PeakMoment | None = Field(
+        description="Among seconds with enough viewers, the one whose share is most surely high; null if nobody "
+        "reached the threshold there."
+    )
+    trough: Moment | None = Field(description="Among seconds with enough viewers, the lowest share.")
     ending: float | None = Field(description="The share at the last second.")
 
 
 class BestMoment(PeakMoment):
     emotion: str
+
+
+class QualityGate(BaseModel):
+    """The settings behind which viewers and seconds count, echoed so a report says how it was made."""
+
+    min_presence: float = Field(description="A viewer counts when their face is found in this share of seconds.")
+    max_yaw_deg: float = Field(description="Attending: the face turned at most this far aside.")
+    max_pitch_deg: float
+    min_viewers_per_second: int = Field(description="Faces a second needs to be a peak, a trough or the best moment.")
 
 
 class AttentionDrop(BaseModel):
@@ -138,9 +159,13 @@ class StudyReport(BaseModel):
     figures_version: str = Field(description="Changes whenever a figure's definition changes (docs/studies.md).")
     models: dict[str, ModelRef] = Field(description="The models every trace of this study came from.")
     sessions: SessionCounts
+    quality: QualityGate
     seconds: list[ReportSecond]
     summary: dict[str, EmotionSummary]
-    best_moment: BestMoment | None = Field(description="The highest peak of a positive emotion (happy, surprise).")
+    best_moment: BestMoment | None = Field(
+        description="Happy's peak (surprise counts as neither positive nor negative); null when it cannot be named."
+    )
+    best_moment_reason: str | None = Field(None, description="Why there is no best moment.")
     attention_drop: AttentionDrop | None
 
 

@@ -9,7 +9,6 @@ import numpy as np
 
 from service.studies.trace import Trace
 
-POSITIVE = ("happy", "surprise")
 NEGATIVE = ("angry", "disgust", "fear", "sad")
 
 

@@ -5,8 +5,10 @@ the recording when it ends, as every job does)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from service.answers import VideoAnswer, opened_clip
@@ -102,10 +104,19 @@ def session_kinds(runtime: Runtime, jobs: Jobs) -> dict[str, KindAnswer]:
             raise JobRefused("model_changed", f"this study's sessions are analysed with {pinned}, no longer served")
         clip_options = ClipOptions(fps=settings.session_fps, smoothing=0.0)
         clip = await opened_clip(runtime, data, clip_options.fps)
-        response = await VideoAnswer(runtime, emotion, clip, clip_options, None, job.id, True).response()
+        # Full-frame detection on every frame: region detection misses some faces on alternate frames (a
+        # weak face at the region's 80 px), and presence must not depend on that.
+        every_frame = dataclasses.replace(runtime.settings.tracking, detection="full")
+        answer = VideoAnswer(runtime, emotion, clip, clip_options, None, job.id, True, every_frame)
+        analysed_ms = []  # every analysed frame, with a face or not: what presence is measured against
+        async with aclosing(answer.frames()) as frames:
+            async for frame, _ in frames:
+                analysed_ms.append(frame.time_ms)
+        response = answer.result()
         duration, offset = options.stimulus_duration_s, options.offset_s
         limits = AttentionLimits(settings.max_yaw_deg, settings.max_pitch_deg)
-        trace = viewer_trace(response, offset, stimulus_seconds(duration), emotion.classifier.classes, limits)
+        classes = emotion.classifier.classes
+        trace = viewer_trace(response, offset, stimulus_seconds(duration), classes, limits, analysed_ms)
         reason = exclusion(trace, response.video.duration_ms / 1000, offset, duration, settings.min_presence)
         status = EXCLUDED if reason else ANALYSED
         models = {role: ref.model_dump() for role, ref in model_refs(runtime.models(emotion)).items()}

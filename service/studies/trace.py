@@ -69,16 +69,30 @@ def main_face(tracks: list[TrackResult], width: int, height: int) -> list[Timeli
 
 
 def viewer_trace(
-    answer: VideoResponse, offset_s: float, seconds: int, classes: tuple[str, ...], limits: AttentionLimits
+    answer: VideoResponse,
+    offset_s: float,
+    seconds: int,
+    classes: tuple[str, ...],
+    limits: AttentionLimits,
+    analysed_ms: list[float],
 ) -> Trace:
     """Per stimulus second t (recording time offset_s + t to offset_s + t + 1): the median of each class's
-    probability over the main face's frames in that second, and whether the face was attending."""
+    probability over the main face's frames in that second, and whether the face was attending. A second
+    counts only when the face was found in at least half of the frames analysed in it (`analysed_ms`:
+    the time of every analysed frame, with a face or not): one frame of a face turning away is not a
+    viewer's second."""
     entries = main_face(answer.tracks, answer.video.width, answer.video.height)
+    analysed = [0] * seconds
+    for time_ms in analysed_ms:
+        second = int(np.floor(time_ms / 1000 - offset_s))
+        if 0 <= second < seconds:
+            analysed[second] += 1
     by_second: list[list[TimelineEntry]] = [[] for _ in range(seconds)]
     for entry in entries:
         second = int(np.floor(entry.time_ms / 1000 - offset_s))
         if 0 <= second < seconds:
             by_second[second].append(entry)
+    by_second = [group if 2 * len(group) >= analysed[t] else [] for t, group in enumerate(by_second)]
     probabilities: list[list[float] | None] = []
     for group in by_second:
         if group:

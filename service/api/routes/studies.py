@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import ApiError
 from service.api.routes.uploads import ERRORS
+from service.config import StudySettings
 from service.jobs.database import as_utc
 from service.jobs.queue import Jobs
 from service.schemas import Emotion, ErrorResponse, ModelRef
@@ -242,8 +243,8 @@ async def study_output(
     return await reports.compute((form, study.id, fingerprint), lambda: render(study, store))
 
 
-def report_of(threshold: float, resamples: int) -> Callable[[Study, StudyStore], StudyReport]:
-    return lambda study, store: study_report(study, store.views(study.id), EMOTIONS, threshold, resamples)
+def report_of(threshold: float, settings: StudySettings) -> Callable[[Study, StudyStore], StudyReport]:
+    return lambda study, store: study_report(study, store.views(study.id), EMOTIONS, threshold, settings)
 
 
 @router.get("/studies/{study_id}/report", response_model=StudyReport, responses=REPORT_ERRORS)
@@ -251,7 +252,7 @@ async def get_report(
     study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
 ) -> StudyReport:
     """Per second and per emotion, over the valid viewers: how many showed it, how strongly, how sure."""
-    report = report_of(threshold, jobs.settings.studies.bootstrap_resamples)
+    report = report_of(threshold, jobs.settings.studies)
     return await study_output(study_id, jobs, owner, reports, f"report@{threshold}", report)
 
 
@@ -259,7 +260,7 @@ async def get_report(
 async def get_report_csv(
     study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
 ) -> Response:
-    report = report_of(threshold, jobs.settings.studies.bootstrap_resamples)
+    report = report_of(threshold, jobs.settings.studies)
     text = await study_output(
         study_id, jobs, owner, reports, f"csv@{threshold}", lambda *args: report_csv(report(*args))
     )
@@ -282,7 +283,7 @@ async def get_report_png(
     study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
 ) -> Response:
     """The report's chart, for slide decks."""
-    report = report_of(threshold, jobs.settings.studies.bootstrap_resamples)
+    report = report_of(threshold, jobs.settings.studies)
     png = await study_output(
         study_id, jobs, owner, reports, f"png@{threshold}", lambda *args: report_png(report(*args))
     )

@@ -85,10 +85,15 @@ async function showStudy(studyId) {
   ]);
   $("title").textContent = `${report.name}: ${report.sessions.valid} viewers counted of ${report.sessions.uploaded}`;
   const best = report.best_moment;
-  $("best").textContent = best
-    ? `Best moment: ${best.emotion} for ${percent(best.share)} of viewers at ${best.t}s (95% interval ${best.t_ci[0]}s to ${best.t_ci[1]}s)` +
-      (report.attention_drop ? `; attention falls most at ${report.attention_drop.t}s.` : ".")
-    : "No positive moment yet.";
+  const clock = (t) => `${Math.floor(t / 60)}:${String(t % 60).padStart(2, "0")}`;
+  const ci = best && report.seconds[best.t].emotions[best.emotion].share_ci;
+  $("best").textContent = (best
+    ? `At ${clock(best.t)}${best.t_to > best.t ? `–${clock(best.t_to)}` : ""}, ${percent(best.share)} of viewers smiled ` +
+      `(95%: ${percent(ci[0])}–${percent(ci[1])}), ${best.n} viewers; in 95% of resamples of the viewers the peak falls ` +
+      `between ${clock(best.t_ci[0])} and ${clock(best.t_ci[1])}`
+    : `No best moment: ${report.best_moment_reason}`) +
+    (report.attention_drop ? `. Attention falls most at ${clock(report.attention_drop.t)}.` : ".") +
+    ` A viewer counts as smiling at a second when the model's probability of a happy expression is at least ${report.threshold}.`;
   drawReport(report);
   fillTable($("sessions"), ["viewer", "status", "reason", "face found"], sessions.sessions.map((s) => [
     s.viewer || s.session_id.slice(0, 8), s.status, s.reason || "", percent(s.presence),

@@ -3,34 +3,12 @@ at 3 v 3, statistics on the common seconds with a warning, and an empty study re
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
 from service.studies.compare import EmptyStudy, compare_studies
-from service.studies.schema import ANALYSED, Study
-from service.studies.store import SessionView
-from service.studies.trace import Trace
+from tests.helpers.sessions import CLASSES, study, viewers
 
 pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
-
-CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-SMILE = [0.02, 0.02, 0.02, 0.86, 0.02, 0.02, 0.04]
-CALM = [0.02, 0.02, 0.02, 0.04, 0.02, 0.02, 0.86]
-
-
-def study(study_id: str, seconds: int) -> Study:
-    return Study(id=study_id, owner="-", name=study_id, stimulus_duration_s=seconds, events=[])
-
-
-def viewers(count: int, seconds: int, smiling_at: set[int]) -> list[SessionView]:
-    def trace() -> Trace:
-        return Trace([SMILE if t in smiling_at else CALM for t in range(seconds)], [True] * seconds)
-
-    return [
-        SessionView(f"s{i}", f"j{i}", f"v{i}", 0.0, datetime(2026, 1, 1), ANALYSED, None, trace(), None)
-        for i in range(count)
-    ]
 
 
 def test_three_against_three_in_complete_separation_is_not_significant() -> None:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from service.schemas import Box, EmotionScores, HeadPose, Landmarks, Point, TimelineEntry, TrackResult
-from service.studies.trace import AttentionLimits, Trace, exclusion, main_face
+from service.schemas import (
+    Box,
+    EmotionScores,
+    HeadPose,
+    Landmarks,
+    Point,
+    TimelineEntry,
+    TrackResult,
+    VideoInfo,
+    VideoResponse,
+    VideoSummary,
+)
+from service.studies.trace import AttentionLimits, Trace, exclusion, main_face, viewer_trace
 
 pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
 
@@ -64,3 +75,19 @@ def test_exclusions_say_why() -> None:
     assert exclusion(absent, recording_s=10, offset_s=0, duration_s=10, min_presence=0.5) == (
         "face found in 30% of the stimulus (minimum 50%)"
     )
+
+
+def test_a_second_counts_when_the_face_is_in_half_its_frames() -> None:
+    """At 5 frames a second, a face found in 3 frames of a second counts, in 1 frame (turning away) does not."""
+    timeline = [0, 200, 400, 1000, 2000, 2200, 2400, 2600, 2800]  # 3 frames, 1, then 5
+    answer = VideoResponse(
+        request_id="r",
+        models={},
+        video=VideoInfo(filename=None, width=320, height=240, fps=25.0, duration_ms=3000, frames_analysed=15),
+        tracks=[track(1, timeline, x=140)],
+        summary=VideoSummary(emotions=SCORES, dominant_share=SCORES, people=1),
+    )
+    analysed_ms = [t * 200.0 for t in range(15)]  # 5 frames a second, with a face or not
+    trace = viewer_trace(answer, 0.0, 3, CLASSES, LIMITS, analysed_ms)
+    assert [p is not None for p in trace.probabilities] == [True, False, True]
+    assert trace.attentive == [True, False, True]
