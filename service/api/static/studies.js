@@ -122,11 +122,19 @@ async function compare() {
     ]));
   $("comparison-viewers").textContent =
     `${result.viewers[0]} viewers against ${result.viewers[1]}, over the first ${result.seconds} s of both.`;
-  $("comparison-warnings").replaceChildren(...result.warnings.map((warning) => {
+  const items = (lines) => lines.map((line) => {
     const item = document.createElement("li");
-    item.textContent = warning;
+    item.textContent = line;
     return item;
-  }));
+  });
+  $("comparison-warnings").replaceChildren(...items(result.warnings));
+  $("comparison-verdicts").replaceChildren(...items(Object.entries(result.emotions).map(([emotion, c]) => {
+    const [a, b] = c.ever_share.map((share, i) => Math.round(share * result.viewers[i]));
+    const test = c.ever_share_test === "fisher" ? "Fisher exact" : "z-test";
+    const verdict = c.ever_share_p < 0.05 ? `a difference (p = ${fixed(c.ever_share_p)}, ${test})`
+      : `no difference shown (p = ${fixed(c.ever_share_p)}, ${test})`;
+    return `${emotion}: ${a} of ${result.viewers[0]} viewers of a reached it, ${b} of ${result.viewers[1]} of b: ${verdict}`;
+  })));
   $("comparison").hidden = false;
 }
 

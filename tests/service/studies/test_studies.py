@@ -214,6 +214,8 @@ def test_the_studies_page_shows_the_report_sessions_and_a_comparison(service: Li
         assert re.match(
             r"\d+ viewers against \d+, over the first \d+ s", page.locator("#comparison-viewers").inner_text()
         )
+        verdicts = page.locator("#comparison-verdicts li").all_inner_texts()
+        assert len(verdicts) == 7 and all(re.match(r"\w+: \d+ of \d+ viewers of a reached it", v) for v in verdicts)
         browser.close()
 
 
