@@ -35,17 +35,21 @@ class ReportPool:
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]  # type: ignore[return-value]
-        if self.taken >= self.capacity:
-            raise Overloaded("study reports are at capacity; retry shortly")
-        self.taken += 1
-        try:
-            result = await asyncio.get_running_loop().run_in_executor(self.executor, work)
-        finally:
-            self.taken -= 1
+        result = await self.run(work)
         self.cache[key] = result
         while len(self.cache) > CACHED_RESULTS:
             self.cache.popitem(last=False)
         return result
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """`work` on the pool's threads, not cached (rendering a cached report); Overloaded past the queue."""
+        if self.taken >= self.capacity:
+            raise Overloaded("study reports are at capacity; retry shortly")
+        self.taken += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+        finally:
+            self.taken -= 1
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

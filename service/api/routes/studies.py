@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import ApiError
 from service.api.routes.uploads import ERRORS
-from service.config import StudySettings
 from service.jobs.database import as_utc
 from service.jobs.queue import Jobs
 from service.schemas import Emotion, ErrorResponse, ModelRef
@@ -243,8 +242,13 @@ async def study_output(
     return await reports.compute((form, study.id, fingerprint), lambda: render(study, store))
 
 
-def report_of(threshold: float, settings: StudySettings) -> Callable[[Study, StudyStore], StudyReport]:
-    return lambda study, store: study_report(study, store.views(study.id), EMOTIONS, threshold, settings)
+async def cached_report(study_id: str, jobs: Jobs, owner: str, reports: ReportPool, threshold: float) -> StudyReport:
+    """The study's report at this threshold, computed once until a session changes; its forms render it."""
+
+    def compute(study: Study, store: StudyStore) -> StudyReport:
+        return study_report(study, store.views(study.id), EMOTIONS, threshold, jobs.settings.studies)
+
+    return await study_output(study_id, jobs, owner, reports, f"report@{threshold}", compute)
 
 
 @router.get("/studies/{study_id}/report", response_model=StudyReport, responses=REPORT_ERRORS)
@@ -252,19 +256,15 @@ async def get_report(
     study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
 ) -> StudyReport:
     """Per second and per emotion, over the valid viewers: how many showed it, how strongly, how sure."""
-    report = report_of(threshold, jobs.settings.studies)
-    return await study_output(study_id, jobs, owner, reports, f"report@{threshold}", report)
+    return await cached_report(study_id, jobs, owner, reports, threshold)
 
 
 @router.get("/studies/{study_id}/report.csv", responses=REPORT_ERRORS, response_class=Response)
 async def get_report_csv(
     study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
 ) -> Response:
-    report = report_of(threshold, jobs.settings.studies)
-    text = await study_output(
-        study_id, jobs, owner, reports, f"csv@{threshold}", lambda *args: report_csv(report(*args))
-    )
-    return csv_response(text, f"study-{study_id}.csv")
+    report = await cached_report(study_id, jobs, owner, reports, threshold)
+    return csv_response(await reports.run(lambda: report_csv(report)), f"study-{study_id}.csv")
 
 
 @router.get("/studies/{study_id}/viewers.csv", responses=REPORT_ERRORS, response_class=Response)
@@ -283,11 +283,8 @@ async def get_report_png(
     study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
 ) -> Response:
     """The report's chart, for slide decks."""
-    report = report_of(threshold, jobs.settings.studies)
-    png = await study_output(
-        study_id, jobs, owner, reports, f"png@{threshold}", lambda *args: report_png(report(*args))
-    )
-    return Response(png, media_type="image/png")
+    report = await cached_report(study_id, jobs, owner, reports, threshold)
+    return Response(await reports.run(lambda: report_png(report)), media_type="image/png")
 
 
 def csv_response(text: str, filename: str) -> Response:
