@@ -67,7 +67,7 @@ class WebhookDispatcher:
         except Exception:
             log.exception("webhook attempt for job %s failed unexpectedly", job.id)
             attempt = Attempt(None, delivered=False)
-        next_at = next_attempt(list(self.webhooks.retry_delays_s), job.webhook_attempts + 1, attempt)
+        next_at = next_attempt(self.webhooks.retry_delays_s, job.webhook_attempts + 1, attempt)
         await asyncio.to_thread(self.jobs.store.record_webhook, job.id, attempt.status, attempt.delivered, next_at)
         outcome = "delivered" if attempt.delivered else "retrying" if next_at else "given_up"
         if outcome == "given_up":

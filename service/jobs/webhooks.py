@@ -23,6 +23,7 @@ import ipaddress
 import re
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -167,7 +168,7 @@ class WebhookSender:
         )
 
 
-def next_attempt(retry_delays_s: list[float], attempts_made: int, attempt: Attempt) -> datetime | None:
+def next_attempt(retry_delays_s: Sequence[float], attempts_made: int, attempt: Attempt) -> datetime | None:
     """When to try again after `attempts_made` attempts (the one just made included), or None: delivered,
     refused for good (410), or every retry of the schedule used. A receiver's Retry-After can push an
     attempt later, but never past the schedule's longest wait."""
