@@ -98,22 +98,22 @@ def find_faces(batch: pa.Table, settings_json: str) -> pa.Table:
             continue
         base |= {"image_width": image.shape[1], "image_height": image.shape[0]}
         prepared = prepare_faces(image, finder.detector, finder.spec)
-        detections = prepared.detections
-        if not detections:
+        faces = prepared.faces
+        if not len(faces):
             rows.append({**base, "faces": 0})
             continue
-        for index, (detection, crop) in enumerate(zip(detections, prepared.crops)):
-            x1, y1, x2, y2 = (float(v) for v in detection.box)
+        for index, (box, score, crop) in enumerate(zip(faces.boxes, faces.scores, faces.crops)):
+            x1, y1, x2, y2 = (float(v) for v in box)
             rows.append(
                 {
                     **base,
                     "face": index,
-                    "faces": len(detections),
+                    "faces": len(faces),
                     "x": x1,
                     "y": y1,
                     "width": x2 - x1,
                     "height": y2 - y1,
-                    "detection_score": detection.score,
+                    "detection_score": float(score),
                     "crop": crop.tobytes(),
                 }
             )

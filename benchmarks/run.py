@@ -90,7 +90,7 @@ def bench_detector(detector_path: Path, mean: tuple, scene: np.ndarray) -> list[
 def bench_pipeline(pipeline, scenes: dict[str, bytes]) -> list[dict]:
     rows = []
     for name, data in scenes.items():
-        faces = len(pipeline.analyse(data).detections)
+        faces = len(pipeline.analyse(data).faces)
         images_per_s = per_second(lambda d=data: pipeline.analyse(d), 1, min_seconds=4)
         rows.append(
             {

@@ -9,17 +9,17 @@ from collections.abc import AsyncIterator
 
 from service.config import TrackingSettings
 from service.inference.errors import ImageRejected
-from service.inference.pipeline import AnalysedImage
-from service.inference.results import image_result, model_refs, safe_filename
+from service.inference.pipeline import ImageFaces
 from service.options import ClipOptions
+from service.results import image_result, model_refs, safe_filename, track_results, tracked_faces, video_summary
 from service.runtime import Runtime, ServedModel
 from service.schemas import PredictResponse, TrackedFace, VideoInfo, VideoResponse
+from service.tracking.summary import AnalysedFrame, ClipSummary
 from service.video.analysis import ClipAnalysis, open_clip
 from service.video.decode import Clip
-from service.video.summary import AnalysedFrame
 
 
-async def analyse_photos(runtime: Runtime, emotion: ServedModel, uploads: list[bytes]) -> list[AnalysedImage]:
+async def analyse_photos(runtime: Runtime, emotion: ServedModel, uploads: list[bytes]) -> list[ImageFaces]:
     """A request's photos within the photo timeout (TimeoutError past it). The caller holds the admission
     slot: the route for a request, the worker for a job."""
     with emotion.batcher.reserve() as classify:
@@ -29,7 +29,7 @@ async def analyse_photos(runtime: Runtime, emotion: ServedModel, uploads: list[b
 
 
 def photo_answer(
-    runtime: Runtime, emotion: ServedModel, names: list[str | None], analysed: list[AnalysedImage], request_id: str
+    runtime: Runtime, emotion: ServedModel, names: list[str | None], analysed: list[ImageFaces], request_id: str
 ) -> PredictResponse:
     classes = emotion.classifier.classes
     return PredictResponse(
@@ -79,18 +79,26 @@ class VideoAnswer:
             deadline=deadline,
         )
 
-    def frames(self) -> AsyncIterator[tuple[AnalysedFrame, list[TrackedFace]]]:
+    def frames(self) -> AsyncIterator[AnalysedFrame]:
         return self.analysis.frames()
 
-    def result(self) -> VideoResponse:
-        """The answer once every frame is analysed; a clip of which no frame decodes is refused."""
+    def public_faces(self, frame: AnalysedFrame) -> list[TrackedFace]:
+        """A frame's faces as the streamed answer's line gives them."""
+        return tracked_faces(frame.faces, self.analysis.classes)
+
+    def finished(self) -> ClipSummary:
+        """The summary once every frame is analysed, counted; a clip of which no frame decodes is refused."""
         summary = self.analysis.summary
         if summary.frames_analysed == 0:
             self.runtime.metrics.rejected.labels("undecodable").inc()
             raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
-        tracks = summary.track_results()
         self.runtime.metrics.video_clips.inc()
-        self.runtime.metrics.tracks_per_clip.observe(len(tracks))
+        self.runtime.metrics.tracks_per_clip.observe(len(summary.kept()))
+        return summary
+
+    def result(self) -> VideoResponse:
+        """The /v1/video answer once every frame is analysed."""
+        summary = self.finished()
         info = self.clip.info
         return VideoResponse(
             request_id=self.request_id,
@@ -105,8 +113,8 @@ class VideoAnswer:
                 partial=self.clip.partial_reason is not None,
                 partial_reason=self.clip.partial_reason,
             ),
-            tracks=tracks,
-            summary=summary.summary(),
+            tracks=track_results(summary),
+            summary=video_summary(summary),
         )
 
     async def response(self) -> VideoResponse:

@@ -30,9 +30,9 @@ from service.config import get_settings
 from service.inference.annotate import draw_faces, encode
 from service.inference.errors import ImageRejected, UnknownModel
 from service.inference.imaging import sniff_container, sniff_format
-from service.inference.results import image_result
 from service.ops.metrics import Metrics
 from service.options import DEFAULT_CLIP, FPS_HELP, SMOOTHING_HELP, ClipOptions
+from service.results import image_result, track_results, tracked_faces
 from service.runtime import Runtime, load_runtime
 from service.video.analysis import ClipAnalysis, open_clip
 
@@ -100,14 +100,14 @@ async def clip_rows(
         keep_timeline=False,
     )
     async with aclosing(analysis.frames()) as frames:
-        async for frame, faces in frames:
+        async for frame in frames:
             if summary_only:
                 continue
-            for index, face in enumerate(faces):
+            for index, face in enumerate(tracked_faces(frame.faces, analysis.classes)):
                 timing = {"file": str(path), "time_ms": frame.time_ms, "track_id": face.track_id, "face": index}
                 yield timing | face_row(face.model_dump())
     if summary_only:
-        for track in analysis.summary.track_results():
+        for track in track_results(analysis.summary):
             row = {"file": str(path), **track.model_dump(include={"track_id", "first_ms", "last_ms", "frames"})}
             yield row | track.emotions.model_dump() | {"dominant_emotion": track.dominant_emotion}
 
@@ -180,7 +180,7 @@ def write_photo(runtime: Runtime, path: Path, writer: RowWriter, options: argpar
         writer.write(row)
     if options.annotate is not None:
         options.annotate.mkdir(parents=True, exist_ok=True)
-        drawn = draw_faces(analysed.image, analysed.detections, analysed.probabilities, classes)
+        drawn = draw_faces(analysed.image, analysed.faces, classes)
         (options.annotate / f"{path.stem}.annotated.jpg").write_bytes(encode(drawn, "jpeg"))
 
 

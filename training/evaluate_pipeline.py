@@ -48,10 +48,10 @@ def main() -> None:
         jpeg = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
         result = pipeline.analyse(jpeg)
         for truth, label in zip(scene.boxes, labels[start : start + FACES_PER_SCENE]):
-            overlaps = [iou(truth, d.box) for d in result.detections]
+            overlaps = [iou(truth, box) for box in result.faces.boxes]
             if overlaps and max(overlaps) >= MATCH_IOU:
                 detected += 1
-                pipeline_correct += int(result.probabilities[int(np.argmax(overlaps))].argmax() == label)
+                pipeline_correct += int(result.faces.probabilities[int(np.argmax(overlaps))].argmax() == label)
     total = len(images)
     summary = {
         "faces": total,

@@ -12,7 +12,7 @@ import math
 import cv2
 import numpy as np
 
-from service.inference.detector import Detection
+from service.inference.faces import Faces
 
 
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -45,9 +45,9 @@ def align_face(gray: np.ndarray, landmarks: np.ndarray, template: np.ndarray, si
     return big if factor == 1 else cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def align_faces(image: np.ndarray, detections: list[Detection], template: np.ndarray, size: int) -> np.ndarray:
-    """Crops [N, size, size] uint8 for every detection in a BGR image."""
-    if not detections:
+def align_faces(image: np.ndarray, faces: Faces, template: np.ndarray, size: int) -> np.ndarray:
+    """Crops [N, size, size] uint8 for every face in a BGR image."""
+    if not len(faces):
         return np.empty((0, size, size), np.uint8)
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return np.stack([align_face(gray, d.landmarks, template, size) for d in detections])
+    return np.stack([align_face(gray, points, template, size) for points in faces.landmarks])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from service.inference.detector import Detection
+from service.inference.faces import Faces
 
 # BGR, one distinct hue per emotion.
 EMOTION_COLOURS = {
@@ -22,20 +22,18 @@ EMOTION_COLOURS = {
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def draw_faces(
-    image: np.ndarray, detections: list[Detection], probabilities: np.ndarray, classes: tuple[str, ...]
-) -> np.ndarray:
-    """A copy of the BGR image with every face annotated."""
+def draw_faces(image: np.ndarray, faces: Faces, classes: tuple[str, ...]) -> np.ndarray:
+    """A copy of the BGR image with every classified face annotated."""
     canvas = image.copy()
     base = max(canvas.shape[:2])
-    for detection, probs in zip(detections, probabilities):
+    for box, landmarks, probs in zip(faces.boxes, faces.landmarks, faces.probabilities):
         emotion = classes[int(np.argmax(probs))]
         colour = EMOTION_COLOURS.get(emotion, (255, 255, 255))
-        x1, y1, x2, y2 = (round(float(v)) for v in detection.box)
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
         face_size = max(x2 - x1, y2 - y1)
         thickness = max(1, round(max(base / 400, face_size / 60)))
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_AA)
-        for x, y in detection.landmarks:
+        for x, y in landmarks:
             cv2.circle(canvas, (round(float(x)), round(float(y))), thickness + 1, colour, -1, cv2.LINE_AA)
         label = f"{emotion} {float(np.max(probs)):.0%}"
         scale = max(0.4, face_size / 220)

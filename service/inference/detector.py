@@ -1,13 +1,12 @@
-"""Face detection behind a small interface, with RetinaFace run through OpenCV DNN (or onnxruntime).
+"""Face detection behind a small interface, with RetinaFace run in onnxruntime (or OpenCV DNN).
 
-Another backend (YuNet through `cv2.FaceDetectorYN`, say) only has to return `Detection`s from
-`detect`; the rest of the pipeline never sees which one ran.
+Another backend (YuNet through `cv2.FaceDetectorYN`, say) only has to return `Faces` from `detect`;
+the rest of the pipeline never sees which one ran.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -15,27 +14,15 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from service.inference.faces import Faces
 from service.inference.model_store import StoredModel, onnxruntime_session
 
 
-@dataclass(frozen=True)
-class Detection:
-    """One face in original image pixels: box corners (x1, y1, x2, y2) and 5 landmarks (x, y).
-
-    Landmarks: eye, eye, nose tip, mouth corner, mouth corner, each pair left to right in the image.
-    """
-
-    box: np.ndarray
-    landmarks: np.ndarray
-    score: float
-    region: bool = False  # found by a detection around where a tracked face was expected
-
-
 class FaceDetector(Protocol):
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray) -> Faces:
         """Faces in an HxWx3 BGR uint8 image, highest score first."""
 
-    def detect_around(self, image: np.ndarray, expected: np.ndarray, face_px: int, margin: float) -> list[Detection]:
+    def detect_around(self, image: np.ndarray, expected: np.ndarray, face_px: int, margin: float) -> Faces:
         """Faces near the expected boxes [N, 4] only, each region at the resolution its face needs."""
         ...
 
@@ -112,16 +99,16 @@ class RetinaFaceDetector:
         self.min_face_size = min_face_size
         self.run = RUNNERS[backend](model.onnx_path, threads)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray) -> Faces:
         height, width = image.shape[:2]
         return self._detect_scaled(image, min(1.0, self.max_side / max(height, width)))
 
-    def detect_around(self, image: np.ndarray, expected: np.ndarray, face_px: int, margin: float) -> list[Detection]:
+    def detect_around(self, image: np.ndarray, expected: np.ndarray, face_px: int, margin: float) -> Faces:
         """Detect in a region around each expected box (the box grown by `margin` of its side on every side),
         scaled so the face there is about `face_px` across: a small face keeps full resolution, a large one
         costs far fewer pixels. Results in image pixels, marked as region detections, overlaps merged."""
         height, width = image.shape[:2]
-        found: list[Detection] = []
+        found: list[Faces] = []
         for box in expected:
             side = float(max(box[2] - box[0], box[3] - box[1], 1.0))
             x1, y1 = max(0, int(box[0] - margin * side)), max(0, int(box[1] - margin * side))
@@ -130,21 +117,20 @@ class RetinaFaceDetector:
                 continue  # the face is expected outside the frame
             offset = np.array([x1, y1], np.float32)
             region = np.ascontiguousarray(image[y1:y2, x1:x2])
-            for d in self._detect_scaled(region, min(1.0, face_px / side)):
-                found.append(Detection(d.box + np.tile(offset, 2), d.landmarks + offset, d.score, region=True))
-        return self._merged(found)
+            faces = self._detect_scaled(region, min(1.0, face_px / side))
+            found.append(Faces.detected(faces.boxes + np.tile(offset, 2), faces.landmarks + offset, faces.scores, True))
+        return self._merged(Faces.concatenate(found))
 
-    def _merged(self, detections: list[Detection]) -> list[Detection]:
+    def _merged(self, faces: Faces) -> Faces:
         """One detection per face where regions overlapped, highest score first."""
-        if len(detections) < 2:
-            return detections
-        boxes = np.array([d.box for d in detections])
-        xywh = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
-        scores = [d.score for d in detections]
-        chosen = cv2.dnn.NMSBoxes(xywh.tolist(), scores, self.score_threshold, self.nms_threshold)
-        return sorted((detections[i] for i in np.asarray(chosen, dtype=int).reshape(-1)), key=lambda d: -d.score)
+        if len(faces) < 2:
+            return faces
+        xywh = np.hstack([faces.boxes[:, :2], faces.boxes[:, 2:] - faces.boxes[:, :2]])
+        chosen = cv2.dnn.NMSBoxes(xywh.tolist(), faces.scores.tolist(), self.score_threshold, self.nms_threshold)
+        kept = faces[np.asarray(chosen, dtype=int).reshape(-1)]
+        return kept[np.argsort(-kept.scores, kind="stable")]
 
-    def _detect_scaled(self, image: np.ndarray, scale: float) -> list[Detection]:
+    def _detect_scaled(self, image: np.ndarray, scale: float) -> Faces:
         """Faces in the image, detected at `scale` (at most 1) of its size."""
         height, width = image.shape[:2]
         work = image
@@ -158,13 +144,11 @@ class RetinaFaceDetector:
         blob = cv2.dnn.blobFromImage(work, 1.0, mean=self.mean, swapRB=False)
         return self._decode(self.run(blob), work.shape[0], work.shape[1], scale, width, height)
 
-    def _decode(
-        self, outputs: dict, height: int, width: int, scale: float, orig_w: int, orig_h: int
-    ) -> list[Detection]:
+    def _decode(self, outputs: dict, height: int, width: int, scale: float, orig_w: int, orig_h: int) -> Faces:
         scores = outputs["conf"][0, :, 1]
         keep = np.flatnonzero(scores >= self.score_threshold)
         if keep.size == 0:
-            return []
+            return Faces.empty()
         priors = prior_boxes(height, width, self.strides, self.anchor_sizes)[keep]
         loc, landmarks, scores = outputs["loc"][0, keep], outputs["landmarks"][0, keep], scores[keep]
         centres = priors[:, :2] + loc[:, :2] * self.center_variance * priors[:, 2:]
@@ -178,9 +162,6 @@ class RetinaFaceDetector:
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, orig_h)
         xywh = np.hstack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
         chosen = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), self.score_threshold, self.nms_threshold)
-        detections = [
-            Detection(box=boxes[i], landmarks=points[i], score=float(scores[i]))
-            for i in np.asarray(chosen, dtype=int).reshape(-1)
-            if min(xywh[i, 2], xywh[i, 3]) >= self.min_face_size
-        ]
-        return sorted(detections, key=lambda d: d.score, reverse=True)
+        chosen = np.asarray(chosen, dtype=int).reshape(-1)
+        chosen = chosen[np.minimum(xywh[chosen, 2], xywh[chosen, 3]) >= self.min_face_size]
+        return Faces.detected(boxes[chosen], points[chosen], scores[chosen])

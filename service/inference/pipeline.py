@@ -14,8 +14,9 @@ import numpy as np
 
 from service.inference.alignment import align_faces
 from service.inference.classifier import CropSpec, EmotionClassifier
-from service.inference.detector import Detection, FaceDetector
+from service.inference.detector import FaceDetector
 from service.inference.errors import ImageRejected, InferenceFailed
+from service.inference.faces import Faces
 from service.inference.imaging import claimed_pixels, decode_image
 from service.ops.metrics import Metrics
 
@@ -26,17 +27,11 @@ StageTimer = Callable[[str], AbstractContextManager]  # times one named stage
 
 
 @dataclass(frozen=True)
-class PreparedImage:
+class ImageFaces:
+    """A decoded image and its faces: aligned once prepared, with probabilities once classified."""
+
     image: np.ndarray  # the decoded upright BGR image, for annotation
-    detections: list[Detection]
-    crops: np.ndarray  # [faces, 48, 48] uint8, in detection order
-
-
-@dataclass(frozen=True)
-class AnalysedImage:
-    image: np.ndarray
-    detections: list[Detection]
-    probabilities: np.ndarray  # [faces, classes]
+    faces: Faces
 
     @property
     def width(self) -> int:
@@ -51,20 +46,18 @@ def untimed(stage: str) -> AbstractContextManager:
     return nullcontext()
 
 
-def prepare_faces(
-    image: np.ndarray, detector: FaceDetector, spec: CropSpec, stage: StageTimer = untimed
-) -> PreparedImage:
+def prepare_faces(image: np.ndarray, detector: FaceDetector, spec: CropSpec, stage: StageTimer = untimed) -> ImageFaces:
     """Detect every face of a decoded image and align each to the crops the emotion model wants: the same
     step for the service and the batch job, so a face scores the same in both."""
     with stage("detect"):
-        detections = detector.detect(image)
-    return aligned(image, detections, spec, stage)
+        faces = detector.detect(image)
+    return aligned(image, faces, spec, stage)
 
 
-def aligned(image: np.ndarray, detections: list[Detection], spec: CropSpec, stage: StageTimer) -> PreparedImage:
+def aligned(image: np.ndarray, faces: Faces, spec: CropSpec, stage: StageTimer) -> ImageFaces:
     with stage("align"):
-        crops = align_faces(image, detections, spec.template, spec.size)
-    return PreparedImage(image, detections, crops)
+        crops = align_faces(image, faces, spec.template, spec.size)
+    return ImageFaces(image, faces.with_columns(crops=crops))
 
 
 class Pipeline:
@@ -92,7 +85,7 @@ class Pipeline:
         yield
         self.metrics.stage_seconds.labels(name).observe(time.perf_counter() - started)
 
-    def prepare(self, data: bytes) -> PreparedImage:
+    def prepare(self, data: bytes) -> ImageFaces:
         """Everything before classification, for one upload. Blocking: run it in a worker thread."""
         try:
             with self._stage("decode"):
@@ -101,34 +94,35 @@ class Pipeline:
             self.metrics.rejected.labels(rejection.reason).inc()
             raise
         prepared = self.prepare_frame(image)
-        self.metrics.faces_per_image.observe(len(prepared.detections))
+        self.metrics.faces_per_image.observe(len(prepared.faces))
         self.metrics.images.inc()
         return prepared
 
-    def prepare_frame(self, image: np.ndarray, expected: np.ndarray | None = None) -> PreparedImage:
+    def prepare_frame(self, image: np.ndarray, expected: np.ndarray | None = None) -> ImageFaces:
         """Detect and align the faces of an already decoded image (a photo, or a frame of a clip or stream):
         over the whole image, or, given the boxes where tracked faces are expected, only around those."""
         if expected is None:
             return prepare_faces(image, self.detector, self.classifier.spec, self._stage)
         with self._stage("detect_region"):
-            detections = self.detector.detect_around(image, expected, *self.region)
-        return aligned(image, detections, self.classifier.spec, self._stage)
+            faces = self.detector.detect_around(image, expected, *self.region)
+        return aligned(image, faces, self.classifier.spec, self._stage)
 
-    def analyse(self, data: bytes, classifier: EmotionClassifier | None = None) -> AnalysedImage:
+    def analyse(self, data: bytes, classifier: EmotionClassifier | None = None) -> ImageFaces:
         """One image start to finish in the calling thread, for the command line and benchmarks.
 
         With the default model unless another is given."""
         classifier = classifier or self.classifier
         prepared = self.prepare(data)
-        return self._attach(prepared, classifier(prepared.crops) if len(prepared.crops) else None)
+        crops = prepared.faces.crops
+        return self._attach(prepared, classifier(crops) if len(crops) else None)
 
-    async def analyse_many(self, uploads: list[bytes], classify: AsyncClassify) -> list[AnalysedImage]:
+    async def analyse_many(self, uploads: list[bytes], classify: AsyncClassify) -> list[ImageFaces]:
         """All uploads of a request: images prepared concurrently, all faces classified in one call."""
         self._check_request_pixels(uploads)
         prepared = await asyncio.gather(
             *(asyncio.to_thread(self._prepare_numbered, i, d) for i, d in enumerate(uploads))
         )
-        crops = [p.crops for p in prepared if len(p.crops)]
+        crops = [p.faces.crops for p in prepared if len(p.faces)]
         try:
             probs = await classify(np.concatenate(crops)) if crops else None
         except Exception as error:
@@ -136,7 +130,7 @@ class Pipeline:
             raise InferenceFailed from error
         results, offset = [], 0
         for p in prepared:
-            count = len(p.detections)
+            count = len(p.faces)
             results.append(self._attach(p, probs[offset : offset + count] if count else None))
             offset += count
         return results
@@ -149,14 +143,14 @@ class Pipeline:
             message = f"the images together have {total} pixels, over the {self.max_request_pixels} pixel limit"
             raise ImageRejected(413, "too_many_pixels", message)
 
-    def _prepare_numbered(self, index: int, data: bytes) -> PreparedImage:
+    def _prepare_numbered(self, index: int, data: bytes) -> ImageFaces:
         try:
             return self.prepare(data)
         except ImageRejected as rejection:
             rejection.message = f"files[{index}]: {rejection.message}"
             raise
 
-    def _attach(self, prepared: PreparedImage, probs: np.ndarray | None) -> AnalysedImage:
+    def _attach(self, prepared: ImageFaces, probs: np.ndarray | None) -> ImageFaces:
         if probs is None:
             probs = np.empty((0, len(self.classifier.classes)), np.float32)
-        return AnalysedImage(prepared.image, prepared.detections, probs)
+        return ImageFaces(prepared.image, prepared.faces.with_columns(probabilities=probs))

@@ -22,7 +22,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from service.inference.errors import ImageRejected
 from service.inference.imaging import decode_image
 from service.ops.access import key_is_valid
-from service.tracking.step import FrameStep, PreparedFrame, detection_schedule, tracked_face
+from service.results import tracked_faces
+from service.tracking.step import FrameStep, PreparedFrame, detection_schedule
 from service.tracking.tracker import FaceTracker
 
 if TYPE_CHECKING:  # the runtime holds the registry of streams below
@@ -225,7 +226,7 @@ class LiveStream:
             "received_ms": round(frame.received_s * 1000, 1),
             "latency_ms": round(latency_s * 1000, 1),
             "dropped": self.dropped,
-            "faces": [tracked_face(f, classes).model_dump() for f in faces],
+            "faces": [face.model_dump() for face in tracked_faces(faces, classes)],
         }
         await self._send(message)
         self.metrics.stream_frames.labels("analysed").inc()

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from service.answers import VideoAnswer, opened_clip
 from service.inference.errors import ImageRejected
-from service.inference.results import model_refs
 from service.jobs.queue import JobRefused, Jobs, KindAnswer
 from service.jobs.schema import Job
 from service.jobs.store import NewJob
 from service.jobs.submission import checked_kind, queue, request_digest
 from service.options import ClipOptions, SessionJob
+from service.results import model_refs
 from service.runtime import Runtime
 from service.studies.schema import ANALYSED, EXCLUDED, Study
 from service.studies.store import ModelPinned, SessionView, StudyStore
@@ -110,14 +110,14 @@ def session_kinds(runtime: Runtime, jobs: Jobs) -> dict[str, KindAnswer]:
         answer = VideoAnswer(runtime, emotion, clip, clip_options, None, job.id, True, every_frame)
         analysed_ms = []  # every analysed frame, with a face or not: what presence is measured against
         async with aclosing(answer.frames()) as frames:
-            async for frame, _ in frames:
+            async for frame in frames:
                 analysed_ms.append(frame.time_ms)
-        response = answer.result()
+        tracks = list(answer.finished().kept().values())
         duration, offset = options.stimulus_duration_s, options.offset_s
         limits = AttentionLimits(settings.max_yaw_deg, settings.max_pitch_deg)
-        classes = emotion.classifier.classes
-        trace = viewer_trace(response, offset, stimulus_seconds(duration), classes, limits, analysed_ms)
-        reason = exclusion(trace, response.video.duration_ms / 1000, offset, duration, settings.min_presence)
+        frame_size = (clip.info.width, clip.info.height)
+        trace = viewer_trace(tracks, frame_size, offset, stimulus_seconds(duration), limits, analysed_ms)
+        reason = exclusion(trace, clip.info.duration_ms / 1000, offset, duration, settings.min_presence)
         status = EXCLUDED if reason else ANALYSED
         models = {role: ref.model_dump() for role, ref in model_refs(runtime.models(emotion)).items()}
         stored = {**trace.to_json(), "models": models}

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.schemas import TimelineEntry, TrackResult, VideoResponse
+from service.inference.faces import Faces
+from service.inference.head_pose import head_pose
+from service.tracking.summary import TrackTotals
 
 # A recording may end this much before the stimulus does and still cover it (frame timing, rounding).
 END_TOLERANCE_S = 0.5
@@ -19,9 +21,9 @@ class AttentionLimits:
     max_yaw_deg: float
     max_pitch_deg: float
 
-    def attentive(self, entries: list[TimelineEntry]) -> bool:
-        """Turned to the screen: the second's median yaw and pitch within the limits."""
-        poses = [(e.head_pose.yaw, e.head_pose.pitch) for e in entries if e.head_pose is not None]
+    def attentive(self, faces: Faces) -> bool:
+        """Turned to the screen: the median yaw and pitch of the second's faces within the limits."""
+        poses = [pose[:2] for pose in map(head_pose, faces.landmarks) if pose is not None]
         if not poses:
             return False
         yaw, pitch = np.median(np.abs(np.array(poses)), axis=0)
@@ -52,27 +54,30 @@ def stimulus_seconds(duration_s: float) -> int:
     return max(1, int(duration_s + 1e-9))
 
 
-def main_face(tracks: list[TrackResult], width: int, height: int) -> list[TimelineEntry]:
-    """The viewer's face through the recording: the track with the most frames near the centre (frames
-    times centrality), then any track that never overlaps it in time (the viewer, back after leaving)."""
+def main_face(tracks: list[TrackTotals], width: int, height: int) -> tuple[np.ndarray, Faces]:
+    """The viewer's face through the recording, as (frame times in ms, one row per frame): the track with
+    the most frames near the centre (frames times centrality), then any track that never overlaps it in
+    time (the viewer, back after leaving)."""
 
-    def centrality(track: TrackResult) -> float:
-        centres = np.array([(e.box.x + e.box.width / 2, e.box.y + e.box.height / 2) for e in track.timeline])
+    def centrality(track: TrackTotals) -> float:
+        boxes = np.concatenate([face.boxes for _, face in track.timeline])
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
         offset = np.abs(centres.mean(axis=0) / (width, height) - 0.5) * 2  # 0 at the centre, 1 at an edge
         return 1.0 - 0.5 * float(np.hypot(*offset) / np.sqrt(2))
 
-    chosen: list[TrackResult] = []
+    chosen: list[TrackTotals] = []
     for track in sorted((t for t in tracks if t.timeline), key=lambda t: -t.frames * centrality(t)):
         if all(track.last_ms < c.first_ms or track.first_ms > c.last_ms for c in chosen):
             chosen.append(track)
-    return sorted((e for t in chosen for e in t.timeline), key=lambda e: e.time_ms)
+    frames = sorted((entry for t in chosen for entry in t.timeline), key=lambda entry: entry[0])
+    return np.array([time_ms for time_ms, _ in frames]), Faces.concatenate([face for _, face in frames])
 
 
 def viewer_trace(
-    answer: VideoResponse,
+    tracks: list[TrackTotals],
+    frame_size: tuple[int, int],
     offset_s: float,
     seconds: int,
-    classes: tuple[str, ...],
     limits: AttentionLimits,
     analysed_ms: list[float],
 ) -> Trace:
@@ -80,27 +85,27 @@ def viewer_trace(
     probability over the main face's frames in that second, and whether the face was attending. A second
     counts only when the face was found in at least half of the frames analysed in it (`analysed_ms`:
     the time of every analysed frame, with a face or not): one frame of a face turning away is not a
-    viewer's second."""
-    entries = main_face(answer.tracks, answer.video.width, answer.video.height)
-    analysed = [0] * seconds
-    for time_ms in analysed_ms:
-        second = int(np.floor(time_ms / 1000 - offset_s))
-        if 0 <= second < seconds:
-            analysed[second] += 1
-    by_second: list[list[TimelineEntry]] = [[] for _ in range(seconds)]
-    for entry in entries:
-        second = int(np.floor(entry.time_ms / 1000 - offset_s))
-        if 0 <= second < seconds:
-            by_second[second].append(entry)
-    by_second = [group if 2 * len(group) >= analysed[t] else [] for t, group in enumerate(by_second)]
+    viewer's second. Probabilities are in the model's class order; `frame_size` is (width, height)."""
+    times_ms, faces = main_face(tracks, *frame_size)
+    analysed = np.bincount(second_of(np.asarray(analysed_ms, float), offset_s, seconds), minlength=seconds + 1)
+    face_seconds = second_of(times_ms, offset_s, seconds)
     probabilities: list[list[float] | None] = []
-    for group in by_second:
-        if group:
-            raw = np.array([[getattr(e.raw_emotions, c) for c in classes] for e in group])
-            probabilities.append([round(float(v), 5) for v in np.median(raw, axis=0)])
+    attentive: list[bool] = []
+    for t in range(seconds):
+        group = faces[face_seconds == t]
+        if len(group) and 2 * len(group) >= analysed[t]:
+            probabilities.append([round(float(v), 5) for v in np.median(group.probabilities, axis=0)])
+            attentive.append(limits.attentive(group))
         else:
             probabilities.append(None)
-    return Trace(probabilities, [bool(group) and limits.attentive(group) for group in by_second])
+            attentive.append(False)
+    return Trace(probabilities, attentive)
+
+
+def second_of(times_ms: np.ndarray, offset_s: float, seconds: int) -> np.ndarray:
+    """The stimulus second of each recording time; `seconds` for times outside the stimulus."""
+    second = np.floor(times_ms / 1000 - offset_s).astype(int)
+    return np.where((second >= 0) & (second < seconds), second, seconds)
 
 
 def exclusion(trace: Trace, recording_s: float, offset_s: float, duration_s: float, min_presence: float) -> str | None:

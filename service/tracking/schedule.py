@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.inference.detector import Detection
+from service.inference.faces import Faces
 from service.tracking.tracker import FaceTracker, iou_matrix
 
 # An expected face counts as found when a region detection overlaps its predicted box this much.
@@ -40,10 +40,10 @@ class DetectionSchedule:
             return None
         return self.positions.expected_boxes(time_s)
 
-    def seen(self, time_s: float, expected: np.ndarray | None, detections: list[Detection]) -> None:
+    def seen(self, time_s: float, expected: np.ndarray | None, faces: Faces) -> None:
         """What the frame's detection found: the positions move on, and a missed face calls a key frame."""
         if expected is not None and len(expected):
-            boxes = np.array([d.box for d in detections]).reshape(-1, 4)
+            boxes = faces.boxes
             found = (iou_matrix(expected, boxes) >= FOUND_IOU).any(axis=1) if len(boxes) else np.zeros(len(expected))
             self.missed = not bool(np.all(found))
-        self.positions.update(time_s, detections, np.zeros((len(detections), 1), np.float32))
+        self.positions.update(time_s, faces.with_columns(probabilities=np.zeros((len(faces), 1), np.float32)))

@@ -13,17 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.config import TrackingSettings
-from service.inference.pipeline import AsyncClassify, Pipeline, PreparedImage
-from service.inference.results import emotion_scores, face_result
-from service.schemas import TrackedFace
+from service.inference.faces import Faces
+from service.inference.pipeline import AsyncClassify, ImageFaces, Pipeline
 from service.tracking.schedule import DetectionSchedule
-from service.tracking.tracker import CutDetector, FaceTracker, Sighting
+from service.tracking.tracker import CutDetector, FaceTracker
 
 
 @dataclass(frozen=True)
 class PreparedFrame:
     time_s: float
-    prepared: PreparedImage
+    prepared: ImageFaces
     cut: bool  # a hard cut since the previous frame: every track ends here
 
 
@@ -45,27 +44,16 @@ class FrameStep:
             return PreparedFrame(time_s, self.pipeline.prepare_frame(image), cut)
         expected = self.schedule.plan(time_s, cut)
         prepared = self.pipeline.prepare_frame(image, expected)
-        self.schedule.seen(time_s, expected, prepared.detections)
+        self.schedule.seen(time_s, expected, prepared.faces)
         return PreparedFrame(time_s, prepared, cut)
 
-    async def track(self, frame: PreparedFrame, classify: AsyncClassify) -> list[Sighting]:
+    async def track(self, frame: PreparedFrame, classify: AsyncClassify) -> Faces:
         """The awaiting half: classify the frame's faces (if any) and link them to the tracks."""
         if frame.cut:
             self.tracker.reset()
-        crops = frame.prepared.crops
-        probabilities = await classify(crops) if len(crops) else np.empty((0, len(self.classes)), np.float32)
-        return self.tracker.update(frame.time_s, frame.prepared.detections, probabilities)
-
-
-def tracked_face(face: Sighting, classes: tuple[str, ...]) -> TrackedFace:
-    """A tracked face in the public schema: smoothed emotions, and this frame's raw ones beside them."""
-    public = face_result(face.detection, face.smoothed.tolist(), classes)
-    return TrackedFace(
-        **public.model_dump(),
-        track_id=face.track_id,
-        raw_emotions=emotion_scores(face.raw, classes),
-        detection="region" if face.detection.region else "full",
-    )
+        faces = frame.prepared.faces
+        probabilities = await classify(faces.crops) if len(faces) else np.empty((0, len(self.classes)), np.float32)
+        return self.tracker.update(frame.time_s, faces.with_columns(probabilities=probabilities))
 
 
 def detection_schedule(tracking: TrackingSettings) -> DetectionSchedule | None:

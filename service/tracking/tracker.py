@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from service.inference.detector import Detection
+from service.inference.faces import Faces
 
 # Matches below this overlap start a new track instead.
 MIN_IOU = 0.2
@@ -102,16 +102,6 @@ class Track:
     predicted: np.ndarray = field(default_factory=lambda: np.zeros(4))
 
 
-@dataclass(frozen=True)
-class Sighting:
-    """One face in one frame: its track, its detection, and this frame's and the smoothed emotions."""
-
-    track_id: int
-    detection: Detection
-    raw: np.ndarray
-    smoothed: np.ndarray
-
-
 class FaceTracker:
     """Links each frame's detections to the faces of earlier frames. Not thread-safe: one per clip or stream."""
 
@@ -135,35 +125,38 @@ class FaceTracker:
         """Tracks whose face was seen within the gap a track survives."""
         return [t for t in self.tracks if time_s - t.last_seen_s <= self.max_gap_s]
 
-    def update(self, time_s: float, detections: list[Detection], probabilities: np.ndarray) -> list[Sighting]:
-        """Assign the frame's faces (in detection order) to tracks; returns them in the same order."""
+    def update(self, time_s: float, faces: Faces) -> Faces:
+        """Assign the frame's classified faces to tracks: the same rows, with `track_ids` and `smoothed`."""
+        if faces.probabilities is None:
+            raise ValueError("the tracker smooths probabilities: classify the faces first")
         dt = 0.0 if self.last_time_s is None else max(0.0, time_s - self.last_time_s)
         self.last_time_s = time_s
         self.tracks = self._live(time_s)
         for track in self.tracks:
             track.predicted = track.filter.predict(dt)
-        assigned = self._match(detections)
+        assigned = self._match(faces.boxes)
 
-        faces = []
-        for index, (detection, raw) in enumerate(zip(detections, probabilities)):
+        track_ids = np.zeros(len(faces), np.int64)
+        smoothed = np.zeros(faces.probabilities.shape)
+        for index, (box, raw) in enumerate(zip(faces.boxes, faces.probabilities)):
             track = assigned.get(index)
             if track is None:
-                track = Track(self.next_id, BoxFilter(detection.box), time_s, raw.copy())
+                track = Track(self.next_id, BoxFilter(box), time_s, raw.astype(np.float64))
                 self.next_id += 1
                 self.tracks.append(track)
             else:
                 weight = smoothing_weight(time_s - track.last_seen_s, self.smoothing_s)
                 track.smoothed = (1 - weight) * track.smoothed + weight * raw
-                track.filter.update(detection.box)
+                track.filter.update(box)
                 track.last_seen_s = time_s
-            faces.append(Sighting(track.track_id, detection, raw, track.smoothed.copy()))
-        return faces
+            track_ids[index], smoothed[index] = track.track_id, track.smoothed
+        return faces.with_columns(track_ids=track_ids, smoothed=smoothed)
 
-    def _match(self, detections: list[Detection]) -> dict[int, Track]:
+    def _match(self, boxes: np.ndarray) -> dict[int, Track]:
         """Greedy matching by overlap, best pair first: with a handful of faces it equals the optimum in practice."""
-        if not self.tracks or not detections:
+        if not self.tracks or not len(boxes):
             return {}
-        overlaps = iou_matrix(np.array([d.box for d in detections]), np.array([t.predicted for t in self.tracks]))
+        overlaps = iou_matrix(boxes, np.array([t.predicted for t in self.tracks]))
         assigned: dict[int, Track] = {}
         used: set[int] = set()
         for flat in np.argsort(-overlaps, axis=None):

@@ -22,11 +22,10 @@ import numpy as np
 from service.config import Settings, TrackingSettings
 from service.inference.pipeline import AsyncClassify, Pipeline
 from service.ops.metrics import Metrics
-from service.schemas import TrackedFace
-from service.tracking.step import FrameStep, detection_schedule, tracked_face
+from service.tracking.step import FrameStep, detection_schedule
+from service.tracking.summary import AnalysedFrame, ClipSummary
 from service.tracking.tracker import FaceTracker
 from service.video.decode import Clip, VideoLimits
-from service.video.summary import AnalysedFrame, ClipSummary
 
 T = TypeVar("T")
 # Frames the reader may prepare ahead of classification.
@@ -129,14 +128,13 @@ class ClipAnalysis:
         self.classes = self.step.classes
         self.summary = ClipSummary(self.classes, tracking.min_frames, keep_timeline)
 
-    async def frames(self) -> AsyncIterator[tuple[AnalysedFrame, list[TrackedFace]]]:
-        """Each analysed frame with its faces in public form, added to the summary as it goes."""
+    async def frames(self) -> AsyncIterator[AnalysedFrame]:
+        """Each analysed frame, added to the summary as it goes."""
         frames = analyse_clip(self.clip, self.fps, self.step, self.classify, self.metrics, self.deadline)
         async with aclosing(frames):
             async for frame in frames:
-                faces = [tracked_face(face, self.classes) for face in frame.faces]
-                self.summary.add(frame, faces)
-                yield frame, faces
+                self.summary.add(frame)
+                yield frame
 
     async def run(self) -> ClipSummary:
         """The whole clip, for callers that want only the summary."""

@@ -34,7 +34,5 @@ async def annotate(
     """Analyse one image, as /v1/predict does, and return it annotated."""
     (analysed,) = await analyse_uploads(runtime, emotion, files, limit=1)
     classes = emotion.classifier.classes
-    drawn = await asyncio.to_thread(
-        lambda: encode(draw_faces(analysed.image, analysed.detections, analysed.probabilities, classes), format)
-    )
+    drawn = await asyncio.to_thread(lambda: encode(draw_faces(analysed.image, analysed.faces, classes), format))
     return Response(drawn, media_type=MEDIA_TYPES[format])

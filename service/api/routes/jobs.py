@@ -19,7 +19,6 @@ from pydantic import BaseModel
 from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import ApiError
 from service.api.routes.uploads import ERRORS
-from service.inference.results import safe_filename
 from service.jobs.database import as_utc
 from service.jobs.kinds import VIDEO
 from service.jobs.queue import Jobs
@@ -27,6 +26,7 @@ from service.jobs.schema import STATES, Job
 from service.jobs.store import NewJob
 from service.jobs.submission import check_callback, checked_kind, queue, request_digest
 from service.options import FPS_HELP, FPS_RANGE, SMOOTHING_HELP, SMOOTHING_RANGE, ClipJob, ClipOptions, PhotoJob
+from service.results import safe_filename
 from service.schemas import ErrorResponse, JobAccepted, JobList, JobStatus, JobWebhook, Links
 from service.video.decode import ACCEPTED as CLIP_FORMATS
 

@@ -6,7 +6,7 @@ from fastapi import File, UploadFile
 
 from service.answers import analyse_photos
 from service.api.errors import ApiError, timed_out
-from service.inference.pipeline import AnalysedImage
+from service.inference.pipeline import ImageFaces
 from service.runtime import Runtime, ServedModel
 from service.schemas import ErrorResponse
 
@@ -26,7 +26,7 @@ ERRORS = {
 
 async def analyse_uploads(
     runtime: Runtime, emotion: ServedModel, files: list[UploadFile], limit: int
-) -> list[AnalysedImage]:
+) -> list[ImageFaces]:
     if len(files) > limit:
         raise ApiError(422, "too_many_files", f"{len(files)} files sent; at most {limit} per request")
     try:

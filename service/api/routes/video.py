@@ -119,8 +119,8 @@ async def ndjson_lines(answer: VideoAnswer, timeout_s: float) -> AsyncIterator[b
     try:
         try:
             async with aclosing(answer.frames()) as frames:
-                async for frame, faces in frames:
-                    line = {"time_ms": frame.time_ms, "faces": [f.model_dump() for f in faces]}
+                async for frame in frames:
+                    line = {"time_ms": frame.time_ms, "faces": [f.model_dump() for f in answer.public_faces(frame)]}
                     yield (json.dumps(line) + "\n").encode()
         except TimeoutError:
             raise timed_out(timeout_s) from None

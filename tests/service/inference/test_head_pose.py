@@ -42,9 +42,9 @@ def test_real_faces_read_frontal_and_mirror_to_the_opposite_yaw() -> None:
     for face in fer_faces("neutral", 40):
         image = place_faces([face], 240, 320, 140, seed=3).image
         found, flipped = detector.detect(image), detector.detect(cv2.flip(image, 1))
-        if found and flipped:
-            poses.append(head_pose(found[0].landmarks))
-            mirrored.append(head_pose(flipped[0].landmarks))
+        if len(found) and len(flipped):
+            poses.append(head_pose(found.landmarks[0]))
+            mirrored.append(head_pose(flipped.landmarks[0]))
     poses, mirrored = np.array(poses), np.array(mirrored)
     assert len(poses) >= 30
     # FER-2013's faces are mostly frontal: the typical one reads so.

@@ -2,69 +2,48 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from service.schemas import (
-    Box,
-    EmotionScores,
-    HeadPose,
-    Landmarks,
-    Point,
-    TimelineEntry,
-    TrackResult,
-    VideoInfo,
-    VideoResponse,
-    VideoSummary,
-)
+from service.inference.faces import Faces
 from service.studies.trace import AttentionLimits, Trace, exclusion, main_face, viewer_trace
+from service.tracking.summary import TrackTotals
 
 pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-SCORES = EmotionScores(**dict.fromkeys(CLASSES, 1 / 7))
 LIMITS = AttentionLimits(max_yaw_deg=30, max_pitch_deg=30)
+# The detector's landmarks of a face 40 px wide looking at the camera, and of one turned well away.
+FRONTAL = np.array([[12.5, 13.5], [27.5, 13.5], [20.0, 22.0], [14.0, 29.0], [26.0, 29.0]])
+TURNED = np.array([[4.0, 13.5], [13.0, 13.5], [2.0, 22.0], [5.0, 29.0], [12.0, 29.0]])
 
 
-def entry(time_ms: float, x: float, yaw: float = 0.0) -> TimelineEntry:
-    point = Point(x=x, y=50)
-    return TimelineEntry(
-        time_ms=time_ms,
-        box=Box(x=x, y=40, width=40, height=40),
-        landmarks=Landmarks(left_eye=point, right_eye=point, nose=point, mouth_left=point, mouth_right=point),
-        head_pose=HeadPose(yaw=yaw, pitch=0, roll=0),
-        detection_score=0.9,
-        emotions=SCORES,
-        dominant_emotion="neutral",
-        raw_emotions=SCORES,
-    )
+def face(x: float, landmarks: np.ndarray = FRONTAL) -> Faces:
+    box = np.array([x, 40, x + 40, 80])
+    probabilities = np.full((1, len(CLASSES)), 1 / len(CLASSES))
+    detected = Faces.detected(box, landmarks + box[:2], [0.9])
+    return detected.with_columns(probabilities=probabilities, track_ids=np.array([1]), smoothed=probabilities)
 
 
-def track(track_id: int, times_ms: list[float], x: float) -> TrackResult:
-    timeline = [entry(t, x) for t in times_ms]
-    return TrackResult(
-        track_id=track_id,
-        first_ms=times_ms[0],
-        last_ms=times_ms[-1],
-        frames=len(times_ms),
-        emotions=SCORES,
-        dominant_emotion="neutral",
-        peaks={},
-        timeline=timeline,
-    )
+def track(times_ms: list[float], x: float) -> TrackTotals:
+    totals = TrackTotals(len(CLASSES), first_ms=times_ms[0], last_ms=times_ms[-1], frames=len(times_ms))
+    totals.timeline = [(t, face(x)) for t in times_ms]
+    return totals
 
 
 def test_the_viewer_is_the_central_face_and_comes_back_after_leaving() -> None:
-    viewer_before = track(1, [0, 200, 400, 600, 800, 1000], x=140)
-    passer_by = track(2, [0, 200, 400, 600, 800, 1000, 1200], x=5)  # longer, but at the edge, and overlapping
-    viewer_after = track(3, [3000, 3200, 3400], x=150)
-    entries = main_face([viewer_before, passer_by, viewer_after], width=320, height=240)
-    assert [e.time_ms for e in entries] == [0, 200, 400, 600, 800, 1000, 3000, 3200, 3400]
+    viewer_before = track([0, 200, 400, 600, 800, 1000], x=140)
+    passer_by = track([0, 200, 400, 600, 800, 1000, 1200], x=5)  # longer, but at the edge, and overlapping
+    viewer_after = track([3000, 3200, 3400], x=150)
+    times_ms, faces = main_face([viewer_before, passer_by, viewer_after], width=320, height=240)
+    assert times_ms.tolist() == [0, 200, 400, 600, 800, 1000, 3000, 3200, 3400]
+    assert faces.boxes[:, 0].tolist() == [140] * 6 + [150] * 3
 
 
 def test_attention_needs_the_face_turned_to_the_screen() -> None:
-    assert LIMITS.attentive([entry(0, 100, yaw=10), entry(200, 100, yaw=-20)])
-    assert not LIMITS.attentive([entry(0, 100, yaw=50), entry(200, 100, yaw=45)])
-    assert not LIMITS.attentive([])
+    assert LIMITS.attentive(Faces.concatenate([face(100), face(100)]))
+    assert not LIMITS.attentive(Faces.concatenate([face(100, TURNED), face(100, TURNED)]))
+    assert not LIMITS.attentive(Faces.empty())
 
 
 def test_exclusions_say_why() -> None:
@@ -80,14 +59,8 @@ def test_exclusions_say_why() -> None:
 def test_a_second_counts_when_the_face_is_in_half_its_frames() -> None:
     """At 5 frames a second, a face found in 3 frames of a second counts, in 1 frame (turning away) does not."""
     timeline = [0, 200, 400, 1000, 2000, 2200, 2400, 2600, 2800]  # 3 frames, 1, then 5
-    answer = VideoResponse(
-        request_id="r",
-        models={},
-        video=VideoInfo(filename=None, width=320, height=240, fps=25.0, duration_ms=3000, frames_analysed=15),
-        tracks=[track(1, timeline, x=140)],
-        summary=VideoSummary(emotions=SCORES, dominant_share=SCORES, people=1),
-    )
     analysed_ms = [t * 200.0 for t in range(15)]  # 5 frames a second, with a face or not
-    trace = viewer_trace(answer, 0.0, 3, CLASSES, LIMITS, analysed_ms)
+    trace = viewer_trace([track(timeline, x=140)], (320, 240), 0.0, 3, LIMITS, analysed_ms)
     assert [p is not None for p in trace.probabilities] == [True, False, True]
     assert trace.attentive == [True, False, True]
+    assert trace.probabilities[0] == pytest.approx([1 / 7] * 7, abs=1e-5)

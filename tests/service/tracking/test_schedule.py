@@ -11,6 +11,7 @@ import pytest
 
 from service.config import Settings
 from service.ops.metrics import Metrics
+from service.results import track_results, tracked_faces
 from service.runtime import Runtime, load_runtime
 from service.tracking.schedule import DetectionSchedule
 from service.tracking.step import FrameStep
@@ -41,7 +42,7 @@ def frame(people: list[tuple[np.ndarray, int, int]], seed: int = 0) -> np.ndarra
 
 
 def prepared(step: FrameStep, frames: list[np.ndarray]) -> list:
-    return [step.prepare(i / FPS, image).prepared.detections for i, image in enumerate(frames)]
+    return [step.prepare(i / FPS, image).prepared.faces for i, image in enumerate(frames)]
 
 
 def new_step(runtime: Runtime) -> FrameStep:
@@ -52,7 +53,7 @@ def test_tracked_faces_are_found_in_regions_between_key_frames(runtime: Runtime)
     frames = [frame([(FACES[0], 100 + 4 * i, 150)]) for i in range(25)]  # walking right, 40 px a second
     detections = prepared(new_step(runtime), frames)
     assert all(len(found) == 1 for found in detections)
-    kinds = ["region" if found[0].region else "full" for found in detections]
+    kinds = ["region" if found.region[0] else "full" for found in detections]
     assert [i for i, kind in enumerate(kinds) if kind == "full"] == [0, 10, 20]  # one key frame a second
 
 
@@ -72,11 +73,11 @@ def test_a_cut_and_a_lost_face_bring_back_full_detection(runtime: Runtime) -> No
     jumped = [frame([(FACES[0], 420, 200)]) for _ in range(3)]  # too far for its region: lost, then found
     cut = [frame([(FACES[1], 300, 50)], seed=9) for _ in range(3)]  # another shot
     detections = prepared(step, scene + jumped + cut)
-    kinds = [["region" if d.region else "full" for d in found] for found in detections]
+    kinds = [["region" if region else "full" for region in found.region] for found in detections]
     assert kinds[:3] == [["full"], ["region"], ["region"]]
     assert kinds[3] == [] and kinds[4] == ["full"] and kinds[5] == ["region"]  # missed, then found again
     assert kinds[6] == ["full"]  # the cut
-    assert detections[4][0].box[0] > 400 and detections[6][0].box[1] < 100
+    assert detections[4].boxes[0, 0] > 400 and detections[6].boxes[0, 1] < 100
 
 
 def test_region_detection_gives_the_same_people_as_full_detection_on_real_clips(runtime: Runtime) -> None:
@@ -92,8 +93,8 @@ def test_region_detection_gives_the_same_people_as_full_detection_on_real_clips(
             return served.classifier(crops)
 
         analysis = ClipAnalysis(clip, 5.0, runtime.pipeline, classify, runtime.metrics, settings.tracking, 0.0, False)
-        frames = [faces async for _, faces in analysis.frames()]
-        return frames, len(analysis.summary.track_results())
+        frames = [tracked_faces(frame.faces, served.classifier.classes) async for frame in analysis.frames()]
+        return frames, len(track_results(analysis.summary))
 
     for name, people in PEOPLE.items():
         (full, full_tracks), (region, region_tracks) = (asyncio.run(analysed(name, d)) for d in ("full", "region"))

@@ -32,8 +32,8 @@ def test_a_face_keeps_its_track_until_a_cut_and_an_empty_frame_never_calls_the_m
     async def run(frames: list[np.ndarray]) -> list[list[int]]:
         out = []
         for i, image in enumerate(frames):
-            sightings = await step.track(step.prepare(i / 5, image), classify)
-            out.append([s.track_id for s in sightings])
+            faces = await step.track(step.prepare(i / 5, image), classify)
+            out.append(faces.track_ids.tolist())
         return out
 
     blank = np.full_like(SCENE, 255)
