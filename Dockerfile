@@ -22,6 +22,10 @@ COPY model_store ./model_store
 RUN pip install "./[postgres,objectstore]" \
  && python -m service.inference.prepare --store /src/model_store
 
+# The service's environment as it runs: nothing left to install with.
+FROM build AS build-runtime
+RUN pip uninstall --yes pip setuptools
+
 # The batch job's environment: the same install plus Ray Data and pyarrow (emotion-batch).
 FROM build AS build-batch
 ARG PIP_CERT
@@ -48,7 +52,7 @@ CMD ["emotion-batch", "score", "--help"]
 
 # The online service, and the default target.
 FROM base AS runtime
-COPY --from=build /opt/venv /opt/venv
+COPY --from=build-runtime /opt/venv /opt/venv
 # The root filesystem is read-only: the default job store and uploads live under /tmp (a tmpfs or an
 # emptyDir); replicas set EMOTION_DATABASE_URL and EMOTION_MEDIA_STORE to shared ones.
 ENV EMOTION_HOST=0.0.0.0 \

@@ -1,10 +1,10 @@
-"""Where an upload waits for its job: a local folder by default, or an object store (`s3://bucket/prefix`,
-through pyarrow's filesystems, as the batch job reads its inputs) when replicas share the work.
+"""Where an upload waits for its job: a local folder by default, or an S3-compatible object store
+(`s3://bucket/prefix`, through boto3) when replicas share the work.
 
 Media is written when the job is created and deleted when it ends: nothing a client sends is kept
 after analysis. It is written in full (under a temporary name, then renamed; an object store
 publishes an object whole) before the job's row is committed; an upload whose request died between
-the two belongs to no job, and the orphan sweep deletes it (service.jobs.worker.sweep_orphans).
+the two belongs to no job, and the orphan sweep deletes it (`jobs/sweeps.py`).
 
 Object-store endpoints and credentials come from the usual environment
 (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
@@ -17,6 +17,7 @@ import os
 import time
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 
 class MediaStore(Protocol):
@@ -58,43 +59,50 @@ class FolderMedia:
 
 
 class ObjectStoreMedia:
+    """An S3-compatible bucket, `s3://bucket/prefix`, through boto3 (thread-safe clients; a put publishes an
+    object whole). A location is `bucket/key`."""
+
     def __init__(self, uri: str) -> None:
         try:
-            from pyarrow import fs
+            import boto3
         except ModuleNotFoundError:
             raise RuntimeError(
-                "an object-store media store needs pyarrow: pip install 'emotion-service[batch]'"
+                "an object-store media store needs boto3: pip install 'emotion-service[objectstore]'"
             ) from None
-        self.filesystem, self.prefix = fs.FileSystem.from_uri(uri)
+        parsed = urlsplit(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise RuntimeError(f"media store {uri!r}: an object store is s3://bucket/prefix")
+        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
+        self.client = boto3.client("s3")
 
     def save(self, job_id: str, data: bytes) -> str:
-        location = f"{self.prefix.rstrip('/')}/{job_id}"
-        with self.filesystem.open_output_stream(location) as out:
-            out.write(data)
-        return location
+        key = f"{self.prefix}/{job_id}" if self.prefix else job_id
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return f"{self.bucket}/{key}"
 
     def read(self, location: str) -> bytes:
-        with self.filesystem.open_input_stream(location) as stream:
-            return stream.read()
+        bucket, key = location.split("/", 1)
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def delete(self, location: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.filesystem.delete_file(location)
+        bucket, key = location.split("/", 1)
+        self.client.delete_object(Bucket=bucket, Key=key)  # S3 answers 204 for a missing key too
 
     def older_than(self, age_s: float) -> list[str]:
-        from pyarrow import fs
-
         cutoff = time.time() - age_s
-        listed = self.filesystem.get_file_info(fs.FileSelector(self.prefix.rstrip("/"), allow_not_found=True))
-        return [
-            info.path
-            for info in listed
-            if info.type == fs.FileType.File and info.mtime is not None and info.mtime.timestamp() < cutoff
-        ]
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        found = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            found += [
+                f"{self.bucket}/{item['Key']}"
+                for item in page.get("Contents", [])
+                if item["LastModified"].timestamp() < cutoff
+            ]
+        return found
 
 
 def open_media_store(location: str) -> MediaStore:
-    """`s3://...` (or another pyarrow filesystem URI) for an object store, else a local folder."""
+    """`s3://bucket/prefix` for an object store, else a local folder."""
     if "://" in location:
         return ObjectStoreMedia(location)
     return FolderMedia(Path(location))

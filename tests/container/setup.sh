@@ -8,7 +8,7 @@
 # Prints the runtime wrapper's path and the base image's name, which tests/container reads back.
 set -euo pipefail
 CACHE=${EMOTION_CONTAINER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/emotion-containers}
-BASE_IMAGE=localhost/emotion-base:bookworm
+BASE_IMAGE=localhost/emotion-base:bookworm-slim
 mkdir -p "$CACHE"
 
 missing=()
@@ -59,6 +59,9 @@ if ! podman image exists "$BASE_IMAGE"; then
   rm -rf "$rootfs"
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$rootfs" \
     http://deb.debian.org/debian >/dev/null
+  # As slim as python:3.11-slim-bookworm: no package caches or lists, no documentation or translations.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+    "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/*
   tar -C "$rootfs" -c . | podman import --quiet --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
   rm -rf "$rootfs"
 fi

@@ -53,7 +53,7 @@ def test_the_image_holds_the_service_and_nothing_else(podman: Podman, runtime_im
     assert found[1:] == [], f"the image holds {found[1:]}"
     size = podman.size_mb(runtime_image)
     print(f"runtime image: {size:.0f} MB")
-    assert size < 1200
+    assert size <= 600
 
 
 def test_a_read_only_container_answers_photos_clips_streams_and_metrics(served: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.jobs.media import open_media_store
 from tests.helpers.clips import clip_bytes
 from tests.helpers.jobs import (
     PHOTO,
@@ -310,6 +311,25 @@ def test_uploads_can_wait_in_an_object_store(tmp_path: Path, monkeypatch: pytest
             job = wait_for(service, job_id, ("succeeded", "failed"))
         assert job["status"] == "succeeded" and len(job["result"]["images"][0]["faces"]) == 2
         assert eventually(lambda: uploads_in(bucket) == [])  # the upload is deleted once its job is done
+
+
+def test_the_object_store_keeps_lists_and_deletes_uploads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the orphan sweep relies on: every stored upload is listed by age, and deleting twice is fine."""
+    import boto3
+
+    with s3_server() as environment:
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        boto3.client("s3", endpoint_url=environment["AWS_ENDPOINT_URL"]).create_bucket(Bucket="emotion-media")
+        media = open_media_store("s3://emotion-media/uploads")
+        location = media.save("job1", PHOTO)
+        assert location == "emotion-media/uploads/job1" and media.read(location) == PHOTO
+        assert media.older_than(3600) == [] and media.older_than(-1) == [location]
+        media.delete(location)
+        media.delete(location)
+        assert media.older_than(-1) == []
+    with pytest.raises(RuntimeError, match="s3://bucket/prefix"):
+        open_media_store("gs://emotion-media/uploads")
 
 
 def test_the_documented_client_submits_receives_verifies_and_fetches(tmp_path: Path) -> None:
