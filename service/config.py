@@ -54,6 +54,8 @@ class StudySettings:
     report_queue: int
     min_viewers: int
     min_viewers_share: float
+    segment_min_viewers: int  # the privacy floor: smaller segments get no figures
+    norms_min_studies: int
 
 
 # A list given as one comma-separated variable (EMOTION_EMOTION_MODELS=emotion,emotion-fast), not JSON.
@@ -216,6 +218,12 @@ class Settings(BaseSettings):
     study_min_viewers_share: float = Field(
         0.3, ge=0, le=1, description="Or this share of the valid viewers, if that is more."
     )
+    study_segment_min_viewers: int = Field(
+        10, ge=1, description="A segment's figures need this many valid viewers: a privacy floor for respondents."
+    )
+    study_norms_min_studies: int = Field(
+        5, ge=1, description="Norms give percentiles once the category has this many other studies."
+    )
     study_report_workers: int = Field(
         1, ge=1, le=16, description="Threads computing study reports, apart from the ones decoding requests."
     )
@@ -297,6 +305,8 @@ class Settings(BaseSettings):
             self.study_report_queue,
             self.study_min_viewers,
             self.study_min_viewers_share,
+            self.study_segment_min_viewers,
+            self.study_norms_min_studies,
         )
 
     def emotion_model_versions(self) -> dict[str, str | None]:

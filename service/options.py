@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 FPS_RANGE = {"ge": 0.2, "le": 120}
 SMOOTHING_RANGE = {"ge": 0, "le": 60}
@@ -19,6 +21,13 @@ class ClipOptions(BaseModel):
 
 
 DEFAULT_CLIP = ClipOptions()
+
+# A respondent's own answers about themselves (age band, gender, market...): segment keys are plain
+# names, so `segment=KEY:VALUE` splits at the first colon.
+ATTRIBUTE_KEY = r"^[A-Za-z0-9_.-]{1,64}$"
+AttributeKey = Annotated[str, StringConstraints(pattern=ATTRIBUTE_KEY)]
+AttributeValue = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=16)]
 
 
 class PhotoJob(BaseModel):
@@ -48,3 +57,4 @@ class SessionJob(BaseModel):
     stimulus_duration_s: float
     model: str
     model_version: str
+    attributes: Attributes = Field(default_factory=dict)

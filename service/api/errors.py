@@ -15,6 +15,7 @@ from service.jobs.store import IdempotencyConflict
 from service.jobs.submission import WebhooksOff
 from service.jobs.webhooks import UnsafeTarget
 from service.studies.compare import EmptyStudy
+from service.studies.segments import SegmentTooSmall
 from service.studies.sessions import DuplicateViewer, StudyModelPinned
 from service.studies.store import ModelPinned
 
@@ -36,6 +37,7 @@ SUBMISSION_ERRORS = {
     ModelPinned: (409, "model_changed", None),
     EmptyStudy: (409, "empty_study", None),
     DuplicateViewer: (409, "duplicate_viewer", None),
+    SegmentTooSmall: (409, "segment_too_small", None),
 }
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from service.jobs.database import utcnow
+from service.jobs.database import as_utc, utcnow
 from service.jobs.schema import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from service.jobs.webhooks import target_of
 
@@ -55,6 +55,35 @@ def event_body(job: Job) -> str:
     links = {"self": f"/v1/jobs/{job.id}"}
     event = {"type": f"job.{job.status}", "job_id": job.id, "tag": job.tag, "status": job.status, "links": links}
     return json.dumps(event, separators=(",", ":"))
+
+
+# A row of this kind is an event only: finished when written, it carries one webhook (a study's event),
+# and the dispatcher delivers it with the same signature, schedule, limits and retention as a job's.
+EVENT = "event"
+
+
+def event_row(owner: str, url: str, event_type: str, data: dict) -> Job:
+    """A finished row carrying one signed event, due now, in the Standard Webhooks shape."""
+    now = utcnow()
+    row_id = uuid.uuid4().hex
+    body = {"type": event_type, "timestamp": as_utc(now).isoformat(), "data": data}
+    return Job(
+        id=row_id,
+        owner=owner,
+        kind=EVENT,
+        status=SUCCEEDED,
+        request_digest="",
+        options={},
+        created_at=now,
+        finished_at=now,
+        attempts=0,
+        callback_url=url,
+        webhook_id=f"msg_{row_id}",
+        webhook_event=json.dumps(body, separators=(",", ":")),
+        webhook_attempts=0,
+        webhook_next_at=now,
+        webhook_target=target_of(url),
+    )
 
 
 class JobStore:
@@ -117,11 +146,12 @@ class JobStore:
 
     def get(self, owner: str, job_id: str) -> Job | None:
         with self.sessions() as session:
-            return session.scalars(select(Job).where(Job.id == job_id, Job.owner == owner)).first()
+            query = select(Job).where(Job.id == job_id, Job.owner == owner, Job.kind != EVENT)
+            return session.scalars(query).first()
 
     def page(self, owner: str, status: str | None, tag: str | None, limit: int, cursor: str | None) -> Page:
         """Newest first; the cursor is where the previous page ended."""
-        query = select(Job).where(Job.owner == owner)
+        query = select(Job).where(Job.owner == owner, Job.kind != EVENT)
         if status:
             query = query.where(Job.status == status)
         if tag:
@@ -133,7 +163,8 @@ class JobStore:
     def cancel(self, owner: str, job_id: str) -> Job | None:
         """Cancel a queued or running job and drop its result; a finished job is returned unchanged."""
         with self.sessions.begin() as session:
-            job = session.scalars(self._locking(select(Job).where(Job.id == job_id, Job.owner == owner))).first()
+            query = select(Job).where(Job.id == job_id, Job.owner == owner, Job.kind != EVENT)
+            job = session.scalars(self._locking(query)).first()
             if job is None or job.status in FINISHED:
                 return job
             self._end(job, CANCELLED)

@@ -28,6 +28,15 @@ class StudyCreate(BaseModel):
         ge=1, le=3600, description="Length of the stimulus every viewer watched; at most the longest accepted clip."
     )
     events: list[StudyEvent] = Field(default_factory=list, max_length=200)
+    category: str | None = Field(
+        None, min_length=1, max_length=64, description='What is tested, e.g. "snacks/30s": norms compare within it.'
+    )
+    callback_url: str | None = Field(
+        None, max_length=2048, description="Where the study's signed events go (study.session.analysed, study.ready)."
+    )
+    target_sessions: int | None = Field(
+        None, ge=1, le=1_000_000, description="Valid sessions at which the study is ready: study.ready is sent once."
+    )
 
     @model_validator(mode="after")
     def events_within_stimulus(self) -> StudyCreate:
@@ -43,6 +52,10 @@ class StudyInfo(BaseModel):
     events: list[StudyEvent]
     created_at: datetime
     model: ModelRef | None = Field(None, description="The emotion model, pinned by the first session.")
+    category: str | None = None
+    callback_url: str | None = None
+    target_sessions: int | None = None
+    ready_at: datetime | None = Field(None, description="When the valid sessions reached target_sessions.")
 
 
 class StudyList(BaseModel):
@@ -65,6 +78,7 @@ class SessionInfo(BaseModel):
     status: SessionState
     reason: str | None = Field(None, description="Why the session was excluded or failed.")
     presence: float | None = Field(None, description="Share of the stimulus's seconds with the viewer's face.")
+    attributes: dict[str, str] = Field(description="The respondent's own answers, as sent: what segments split by.")
 
 
 class SessionList(BaseModel):
@@ -167,6 +181,11 @@ class StudyReport(BaseModel):
     )
     best_moment_reason: str | None = Field(None, description="Why there is no best moment.")
     attention_drop: AttentionDrop | None
+    expressiveness: float | None = Field(
+        description="Over the seconds with faces, the mean share of viewers showing any emotion but neutral at or "
+        "above the threshold."
+    )
+    segment: str | None = Field(None, description="KEY:VALUE when the report covers one segment's viewers only.")
 
 
 class DifferingSecond(BaseModel):
@@ -198,3 +217,43 @@ class StudyComparison(BaseModel):
     figures_version: str
     warnings: list[str] = Field(description="What to know before trusting the figures: small groups, unequal lengths.")
     emotions: dict[str, EmotionComparison]
+
+
+class SegmentPanel(BaseModel):
+    value: str
+    viewers: int = Field(description="Valid viewers who gave this value.")
+    report: StudyReport | None = Field(description="Null below the privacy floor.")
+
+
+class SegmentComparison(BaseModel):
+    a: str = Field(description="A value of the key.")
+    b: str = Field(description='Another value, or "rest": every other value with figures.')
+    comparison: StudyComparison
+
+
+class StudySegments(BaseModel):
+    study_id: str
+    by: str
+    threshold: float
+    min_viewers: int = Field(description="The privacy floor: a segment with fewer valid viewers has no figures.")
+    segments: list[SegmentPanel] = Field(description="Largest first.")
+    comparisons: list[SegmentComparison] = Field(
+        description="Two values with figures: one against the other; more: each against the rest."
+    )
+
+
+class NormMetric(BaseModel):
+    value: float | None = Field(description="This study's figure (at threshold 0.5).")
+    percentile: float | None = Field(
+        description="Share of the category's other studies with a lower figure, ties counted half, 0 to 100; null "
+        "until there are enough studies."
+    )
+
+
+class StudyNorms(BaseModel):
+    study_id: str
+    category: str | None
+    studies: int = Field(description="The category's other studies with valid viewers, on the same model.")
+    min_studies: int = Field(description="Percentiles are given from this many studies on.")
+    metrics: dict[str, NormMetric]
+    note: str | None = Field(None, description="Why there are no percentiles yet.")

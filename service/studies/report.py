@@ -37,6 +37,7 @@ from service.studies.trace import stimulus_seconds
 FIGURES_VERSION = "2"
 # The best moment is happy's peak: surprise counts as neither positive nor negative, as in valence.
 BEST_MOMENT_EMOTION = "happy"
+NEUTRAL = "neutral"
 
 
 def min_viewers_per_second(viewers: int, floor: int, share: float) -> int:
@@ -212,6 +213,14 @@ class Figures:
             return None, f"the peak could be anywhere from {lo:g} s to {hi:g} s: more than half the stimulus"
         return BestMoment(emotion=BEST_MOMENT_EMOTION, **peak.model_dump()), None
 
+    def expressiveness(self) -> float | None:
+        """Over the seconds with faces, the mean share of viewers showing any emotion but neutral."""
+        if len(self.seen) == 0:
+            return None
+        expressive = [i for i, c in enumerate(self.panel.classes) if c != NEUTRAL]
+        showing = self.reached[:, self.seen][..., expressive].any(axis=2).sum(axis=0)
+        return number(np.mean(showing / self.n[self.seen]))
+
     def attention_drop(self) -> AttentionDrop | None:
         falls = self.attention[:-1] - self.attention[1:]
         if len(falls) == 0 or not np.nanmax(falls, initial=0) > 0:
@@ -232,8 +241,9 @@ def study_report(
     classes: tuple[str, ...],
     threshold: float,
     settings: StudySettings,
+    segment: str | None = None,
 ) -> StudyReport:
-    """The report of a study's sessions as they stand."""
+    """The report of a study's sessions as they stand (`views`: all of them, or one segment's, named)."""
     finished = [v for v in views if v.status in (ANALYSED, EXCLUDED)]
     panel = valid_panel(study, views, classes)
     least = min_viewers_per_second(panel.viewers, settings.min_viewers, settings.min_viewers_share)
@@ -269,4 +279,6 @@ def study_report(
         best_moment=best,
         best_moment_reason=why_not,
         attention_drop=figures.attention_drop(),
+        expressiveness=figures.expressiveness(),
+        segment=segment,
     )

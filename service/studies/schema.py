@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, Text
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.jobs.schema import Base
@@ -15,6 +15,7 @@ QUEUED, ANALYSED, EXCLUDED, FAILED = "queued", "analysed", "excluded", "failed"
 
 class Study(Base):
     __tablename__ = "studies"
+    __table_args__ = (Index("ix_studies_owner_category", "owner", "category"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64), index=True)
@@ -25,6 +26,11 @@ class Study(Base):
     # Pinned by the first session: every trace of a study comes from the same model version.
     model_name: Mapped[str | None] = mapped_column(String(64))
     model_version: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str | None] = mapped_column(String(64))  # the norms compare studies of one category
+    # Study events: sent here, signed as job webhooks are; `ready_at` once `target_sessions` viewers count.
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    target_sessions: Mapped[int | None] = mapped_column(Integer)
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime())
 
 
 class StudySession(Base):
@@ -40,3 +46,5 @@ class StudySession(Base):
     status: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     trace: Mapped[dict | None] = mapped_column(JSON)
+    # The respondent's own answers (age band, market...), never inferred from the face: segments.
+    attributes: Mapped[dict | None] = mapped_column(JSON)

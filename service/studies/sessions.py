@@ -44,6 +44,7 @@ class SessionUpload:
     offset_s: float
     model: str | None
     idempotency_key: str | None
+    attributes: dict[str, str]
 
 
 async def submit_session(
@@ -78,6 +79,7 @@ async def submit_session(
         stimulus_duration_s=study.stimulus_duration_s,
         model=pinned[0],
         model_version=pinned[1],
+        attributes=upload.attributes,
     )
     # The digest leaves out the fresh session id: a retry with the same key is the same request.
     new = NewJob(

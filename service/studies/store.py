@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Engine, Select, delete, select, update
+from sqlalchemy import Engine, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.jobs.database import utcnow
 from service.jobs.schema import FINISHED, RUNNING, Job
-from service.jobs.store import cut_page, keyset_page
+from service.jobs.store import cut_page, event_row, keyset_page
 from service.options import SessionJob
 from service.studies.models import StudyCreate
-from service.studies.schema import FAILED, QUEUED, Study, StudySession
+from service.studies.schema import ANALYSED, FAILED, QUEUED, Study, StudySession
 from service.studies.trace import Trace
 
 T = TypeVar("T")
@@ -47,6 +47,7 @@ class SessionView:
     reason: str | None
     trace: Trace | None
     models: dict | None
+    attributes: dict[str, str]
 
 
 class StudyStore:
@@ -61,6 +62,9 @@ class StudyStore:
             stimulus_duration_s=new.stimulus_duration_s,
             events=[event.model_dump() for event in new.events],
             created_at=utcnow(),
+            category=new.category,
+            callback_url=new.callback_url,
+            target_sessions=new.target_sessions,
         )
         with self.sessions.begin() as session:
             session.add(study)
@@ -75,6 +79,23 @@ class StudyStore:
         query = keyset_page(select(Study).where(Study.owner == owner), Study, cursor, limit, newest_first=True)
         with self.sessions() as session:
             return cut_page(list(session.scalars(query)), limit)
+
+    def in_category(self, study: Study, most: int) -> list[Study]:
+        """The owner's other studies of the study's category on the same model, newest first: its norms."""
+        query = (
+            select(Study)
+            .where(
+                Study.owner == study.owner,
+                Study.category == study.category,
+                Study.id != study.id,
+                Study.model_name == study.model_name,
+                Study.model_version == study.model_version,
+            )
+            .order_by(Study.created_at.desc())
+            .limit(most)
+        )
+        with self.sessions() as session:
+            return list(session.scalars(query))
 
     def delete(self, owner: str, study_id: str) -> list[str] | None:
         """Delete a study and every trace; its sessions' job ids (to cancel), or None if there is no such study."""
@@ -133,8 +154,38 @@ class StudyStore:
             row = self._row(session, job)
             if row is not None:
                 row.status, row.reason, row.trace = status, reason, trace
+                self._announce(session, row)
 
         self._retrying(write)
+
+    def _announce(self, session: Session, row: StudySession) -> None:
+        """The study's events for an analysed session, in the transaction that records it: the session's,
+        and `study.ready` once, when the valid sessions first reach the target."""
+        study = session.get(Study, row.study_id)
+        if study.callback_url is None:
+            return
+        links = {"study": f"/v1/studies/{study.id}", "report": f"/v1/studies/{study.id}/report"}
+        analysed = {
+            "study_id": study.id,
+            "session_id": row.id,
+            "viewer": row.viewer,
+            "status": row.status,
+            "reason": row.reason,
+            "links": links,
+        }
+        session.add(event_row(study.owner, study.callback_url, "study.session.analysed", analysed))
+        if study.target_sessions is None or study.ready_at is not None:
+            return
+        valid_query = select(func.count()).where(StudySession.study_id == study.id, StudySession.status == ANALYSED)
+        valid = session.scalar(valid_query)
+        if valid < study.target_sessions:
+            return
+        became_ready = session.execute(
+            update(Study).where(Study.id == study.id, Study.ready_at.is_(None)).values(ready_at=utcnow())
+        )
+        if became_ready.rowcount == 1:
+            ready = {"study_id": study.id, "valid_sessions": valid, "target_sessions": study.target_sessions}
+            session.add(event_row(study.owner, study.callback_url, "study.ready", {**ready, "links": links}))
 
     def _retrying(self, change: Callable[[Session], T]) -> T:
         """Run a change in a transaction; once more if the request and the worker made the row at once."""
@@ -156,6 +207,7 @@ class StudyStore:
                 viewer=options.viewer,
                 offset_s=options.offset_s,
                 created_at=job.created_at,
+                attributes=options.attributes or None,
             )
             session.add(row)
         return row
@@ -216,4 +268,5 @@ def session_view(row: StudySession, job_status: str | None, job_error: str | Non
         reason=reason,
         trace=trace,
         models=row.trace.get("models") if row.trace else None,
+        attributes=row.attributes or {},
     )

@@ -222,7 +222,9 @@ class Fuzzer:
     def _study(self) -> None:
         """A study body with one field replaced, then its report if it was made."""
         body = json.loads(json.dumps(VALID_STUDY))
-        field_name = self.rng.choice(["name", "stimulus_duration_s", "events", "extra"])
+        field_name = self.rng.choice(
+            ["name", "stimulus_duration_s", "events", "extra", "category", "target_sessions", "callback_url"]
+        )
         body[field_name] = self.rng.choice(STUDY_VALUES)
         payload = json.dumps(body).encode()
         try:
@@ -231,10 +233,11 @@ class Fuzzer:
             if made.status_code == 201:
                 threshold = self.rng.choice(["0.5", "0", "2", "nan", "x"])
                 study = made.json()["study_id"]
-                for form in ("report", "report.csv", "report.png"):
+                segment = self.rng.choice(["", "&segment=a:b", "&segment=a", "&segment=%00:x", "&by=a", "&by="])
+                for form in ("report", "report.csv", "report.png", "segments", "norms"):
                     self._judge(
                         "study",
-                        self.http.get(f"/v1/studies/{study}/{form}?threshold={threshold}"),
+                        self.http.get(f"/v1/studies/{study}/{form}?threshold={threshold}{segment}"),
                         field_name,
                         "report",
                         payload,

@@ -18,9 +18,12 @@ def study(study_id: str, seconds: int) -> Study:
     return Study(id=study_id, owner="-", name=study_id, stimulus_duration_s=seconds, events=[])
 
 
-def session(index: int, probabilities: list[list[float] | None]) -> SessionView:
+def session(index: int, probabilities: list[list[float] | None], attributes: dict | None = None) -> SessionView:
     trace = Trace(probabilities, [p is not None for p in probabilities])
-    return SessionView(f"s{index}", f"j{index}", f"v{index}", 0.0, datetime(2026, 1, 1), ANALYSED, None, trace, None)
+    created = datetime(2026, 1, 1)
+    return SessionView(
+        f"s{index}", f"j{index}", f"v{index}", 0.0, created, ANALYSED, None, trace, None, attributes or {}
+    )
 
 
 def viewers(count: int, seconds: int, smiling_at: set[int]) -> list[SessionView]:

@@ -12,12 +12,15 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar, get_args
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from pydantic import TypeAdapter, ValidationError
 
 from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import ApiError
 from service.api.routes.uploads import ERRORS
 from service.jobs.database import as_utc
 from service.jobs.queue import Jobs
+from service.jobs.submission import check_callback
+from service.options import ATTRIBUTE_KEY, Attributes
 from service.schemas import Emotion, ErrorResponse, ModelRef
 from service.studies import compare
 from service.studies.chart import report_png
@@ -30,11 +33,15 @@ from service.studies.models import (
     StudyCreate,
     StudyInfo,
     StudyList,
+    StudyNorms,
     StudyReport,
+    StudySegments,
 )
+from service.studies.norms import NORMS_THRESHOLD, study_norms
 from service.studies.report import study_report
 from service.studies.reports import ReportPool
 from service.studies.schema import Study
+from service.studies.segments import segment_report, study_segments
 from service.studies.sessions import SessionUpload, submit_session
 from service.studies.store import SessionView, StudyStore
 from service.video.decode import ACCEPTED as CLIP_FORMATS
@@ -48,8 +55,22 @@ REPORT_ERRORS = {
     503: {"model": ErrorResponse, "description": "Study reports are at capacity; see Retry-After."},
 }
 Threshold = Annotated[float, Query(ge=0.05, le=0.95, description="Probability at which a viewer counts as showing it.")]
+SegmentKey = Annotated[str, Query(pattern=ATTRIBUTE_KEY, description="An attribute the sessions were sent with.")]
+Segment = Annotated[
+    str | None,
+    Query(
+        pattern=ATTRIBUTE_KEY[:-1] + ":.{1,64}$",
+        description="KEY:VALUE: the report over the sessions whose attribute KEY is VALUE only.",
+    ),
+]
+ATTRIBUTES = TypeAdapter(Attributes)
+MOST_NORM_STUDIES = 200  # the newest of the category
 
 
+SEGMENT_ERRORS = {
+    **REPORT_ERRORS,
+    409: {"model": ErrorResponse, "description": "The segment has fewer valid viewers than the privacy floor."},
+}
 Limit = Annotated[int, Query(ge=1, le=100, description="Most items on one page.")]
 Cursor = Annotated[str | None, Query(max_length=512, description="The `next_cursor` of the previous page.")]
 
@@ -89,6 +110,10 @@ def study_info(study: Study) -> StudyInfo:
         events=study.events,
         created_at=as_utc(study.created_at),
         model=model,
+        category=study.category,
+        callback_url=study.callback_url,
+        target_sessions=study.target_sessions,
+        ready_at=as_utc(study.ready_at),
     )
 
 
@@ -102,6 +127,8 @@ async def create_study(new: StudyCreate, jobs: JobsDep, owner: OwnerDep, respons
             "invalid_request",
             f"stimulus_duration_s: at most {longest:g} s, the longest recording a session may be",
         )
+    if new.callback_url is not None:
+        await check_callback(jobs, new.callback_url)
     study = await asyncio.to_thread(studies_of(jobs).create, owner, new)
     response.headers["Location"] = f"/v1/studies/{study.id}"
     return study_info(study)
@@ -179,18 +206,38 @@ async def add_session(
     viewer: Annotated[str | None, Form(max_length=256, description="Your pseudonymous id for the viewer.")] = None,
     offset_s: Annotated[float, Form(ge=0, le=3600, description="Where the stimulus starts in the recording.")] = 0.0,
     model: Annotated[str | None, Form(description="Emotion model for the study's first session.")] = None,
+    attributes: Annotated[
+        str | None,
+        Form(
+            max_length=4096,
+            description='The respondent\'s own answers as a JSON object of strings, e.g. {"age": "25-34"}: at most '
+            "16 keys (letters, digits, _ . -) of values up to 64 characters. Never inferred from the face.",
+        ),
+    ] = None,
     idempotency_key: IdempotencyKeyDep = None,
 ) -> SessionAccepted:
     """Queue one viewer's recording; it is analysed as a job (GET /v1/jobs/{job_id}) into a per-second trace,
     and deleted when the job ends."""
+    answers = parsed_attributes(attributes)
     study = await owned_study(studies_of(jobs), owner, study_id)
-    upload = SessionUpload(owner, await file.read(), viewer, offset_s, model, idempotency_key)
+    upload = SessionUpload(owner, await file.read(), viewer, offset_s, model, idempotency_key, answers)
     job, created, view = await submit_session(runtime, jobs, study, upload)
     if view is None:  # the study was deleted meanwhile
         raise ApiError(404, "not_found", "no such study")
     response.status_code = 202 if created else 200
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return SessionAccepted(session_id=view.id, job_id=job.id, status=view.status)
+
+
+def parsed_attributes(text: str | None) -> dict[str, str]:
+    if text is None:
+        return {}
+    try:
+        return ATTRIBUTES.validate_json(text)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise ApiError(422, "invalid_request", f"attributes{'.' + where if where else ''}: {problem['msg']}") from None
 
 
 @router.delete("/studies/{study_id}/sessions/{session_id}", status_code=204, responses=NOT_FOUND)
@@ -228,6 +275,7 @@ def session_info(view: SessionView) -> SessionInfo:
         status=view.status,
         reason=view.reason,
         presence=None if view.trace is None else round(view.trace.presence(), 4),
+        attributes=view.attributes,
     )
 
 
@@ -242,29 +290,76 @@ async def study_output(
     return await reports.compute((form, study.id, fingerprint), lambda: render(study, store))
 
 
-async def cached_report(study_id: str, jobs: Jobs, owner: str, reports: ReportPool, threshold: float) -> StudyReport:
-    """The study's report at this threshold, computed once until a session changes; its forms render it."""
+async def cached_report(
+    study_id: str, jobs: Jobs, owner: str, reports: ReportPool, threshold: float, segment: str | None = None
+) -> StudyReport:
+    """The study's report at this threshold (over one segment, if named), computed once until a session
+    changes; its forms render it."""
+    settings = jobs.settings.studies
 
     def compute(study: Study, store: StudyStore) -> StudyReport:
-        return study_report(study, store.views(study.id), EMOTIONS, threshold, jobs.settings.studies)
+        if segment is None:
+            return study_report(study, store.views(study.id), EMOTIONS, threshold, settings)
+        key, value = segment.split(":", 1)
+        return segment_report(study, store.views(study.id), key, value, EMOTIONS, threshold, settings)
 
-    return await study_output(study_id, jobs, owner, reports, f"report@{threshold}", compute)
+    return await study_output(study_id, jobs, owner, reports, f"report@{threshold}@{segment}", compute)
 
 
-@router.get("/studies/{study_id}/report", response_model=StudyReport, responses=REPORT_ERRORS)
-async def get_report(
-    study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
+async def requested_report(
+    study_id: str,
+    jobs: JobsDep,
+    owner: OwnerDep,
+    reports: ReportsDep,
+    threshold: Threshold = 0.5,
+    segment: Segment = None,
 ) -> StudyReport:
-    """Per second and per emotion, over the valid viewers: how many showed it, how strongly, how sure."""
-    return await cached_report(study_id, jobs, owner, reports, threshold)
+    """The report a request names, which its forms (JSON, CSV, chart) render."""
+    return await cached_report(study_id, jobs, owner, reports, threshold, segment)
 
 
-@router.get("/studies/{study_id}/report.csv", responses=REPORT_ERRORS, response_class=Response)
-async def get_report_csv(
-    study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
-) -> Response:
-    report = await cached_report(study_id, jobs, owner, reports, threshold)
-    return csv_response(await reports.run(lambda: report_csv(report)), f"study-{study_id}.csv")
+RequestedReport = Annotated[StudyReport, Depends(requested_report)]
+
+
+@router.get("/studies/{study_id}/report", response_model=StudyReport, responses=SEGMENT_ERRORS)
+async def get_report(report: RequestedReport) -> StudyReport:
+    """Per second and per emotion, over the valid viewers (of one segment, if named): how many showed it, how
+    strongly, how sure."""
+    return report
+
+
+@router.get("/studies/{study_id}/segments", response_model=StudySegments, responses=REPORT_ERRORS)
+async def get_segments(
+    study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, by: SegmentKey, threshold: Threshold = 0.5
+) -> StudySegments:
+    """One panel per value of a respondent attribute, with its viewer count, and the values compared with the
+    same tests as two studies. Segments under the privacy floor are listed without figures."""
+
+    def compute(study: Study, store: StudyStore) -> StudySegments:
+        return study_segments(study, store.views(study.id), by, EMOTIONS, threshold, jobs.settings.studies)
+
+    return await study_output(study_id, jobs, owner, reports, f"segments@{threshold}@{by}", compute)
+
+
+@router.get("/studies/{study_id}/norms", response_model=StudyNorms, responses=REPORT_ERRORS)
+async def get_norms(study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep) -> StudyNorms:
+    """The study's headline figures among this key's other studies of its category on the same model, as
+    percentiles, from `EMOTION_STUDY_NORMS_MIN_STUDIES` studies on."""
+    store = studies_of(jobs)
+    study = await owned_study(store, owner, study_id)
+    report = await cached_report(study.id, jobs, owner, reports, NORMS_THRESHOLD)
+    others = []
+    if study.category is not None and study.model_name is not None:
+        for other in await asyncio.to_thread(store.in_category, study, MOST_NORM_STUDIES):
+            other_report = await cached_report(other.id, jobs, owner, reports, NORMS_THRESHOLD)
+            if other_report.sessions.valid:
+                others.append(other_report)
+    return study_norms(report, study.category, others, jobs.settings.studies.norms_min_studies)
+
+
+@router.get("/studies/{study_id}/report.csv", responses=SEGMENT_ERRORS, response_class=Response)
+async def get_report_csv(report: RequestedReport, reports: ReportsDep) -> Response:
+    return csv_response(await reports.run(lambda: report_csv(report)), f"study-{report.study_id}.csv")
 
 
 @router.get("/studies/{study_id}/viewers.csv", responses=REPORT_ERRORS, response_class=Response)
@@ -278,12 +373,9 @@ async def get_viewers_csv(
     return csv_response(text, f"study-{study_id}-viewers.csv")
 
 
-@router.get("/studies/{study_id}/report.png", responses=REPORT_ERRORS, response_class=Response)
-async def get_report_png(
-    study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
-) -> Response:
+@router.get("/studies/{study_id}/report.png", responses=SEGMENT_ERRORS, response_class=Response)
+async def get_report_png(report: RequestedReport, reports: ReportsDep) -> Response:
     """The report's chart, for slide decks."""
-    report = await cached_report(study_id, jobs, owner, reports, threshold)
     return Response(await reports.run(lambda: report_png(report)), media_type="image/png")
 
 

@@ -94,7 +94,7 @@ def test_the_report_as_csv_picture_and_viewers(service: LiveService, planted: st
     assert sum(v["happy_reached"] == "1" for v in viewers if v["status"] == "analysed") >= 16
     picture = httpx.get(f"{service.base}/v1/studies/{planted}/report.png")
     assert picture.headers["content-type"] == "image/png"
-    assert cv2.imdecode(np.frombuffer(picture.content, np.uint8), cv2.IMREAD_COLOR).shape == (620, 1200, 3)
+    assert cv2.imdecode(np.frombuffer(picture.content, np.uint8), cv2.IMREAD_COLOR).shape == (760, 1200, 3)
 
 
 def test_compare_finds_the_planted_difference_where_it_was_planted(
