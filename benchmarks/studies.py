@@ -63,6 +63,7 @@ def bench_studies() -> dict:
         with running_service(**settings, job_workers=WORKERS) as live:
             store = StudyStore(create_engine(settings["database_url"]))
             study = store.create("-", StudyCreate(name="bench", stimulus_duration_s=REPORT_SECONDS))
+            store.pin_model(study.id, ("emotion", "bench"))  # as a first session does: a comparison needs it
             planted_traces(store, study.id, np.random.default_rng(0))
             report_s = timed_get(f"{live.base}/v1/studies/{study.id}/report")
             png_s = timed_get(f"{live.base}/v1/studies/{study.id}/report.png")
