@@ -58,6 +58,16 @@ class StudySettings:
     norms_min_studies: int
 
 
+@dataclass(frozen=True)
+class LinkSettings:
+    """What participant links need."""
+
+    secrets: tuple[str, ...]  # the first signs; every one verifies (rotation); empty: one made at start
+    requests_per_min: int
+    camera_check_s: float
+    default_expiry_h: float
+
+
 # A list given as one comma-separated variable (EMOTION_EMOTION_MODELS=emotion,emotion-fast), not JSON.
 CommaList = Annotated[list[str], NoDecode]
 
@@ -192,6 +202,17 @@ class Settings(BaseSettings):
     webhook_target_concurrency: int = Field(
         2, ge=1, le=100, description="Of those, at most this many to one receiver (scheme, host and port)."
     )
+    link_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Secrets that sign participant links, comma-separated: the first signs, all verify (rotation). "
+        "Empty: one is made at start, and links stop working when the process restarts.",
+    )
+    link_requests_per_min: int = Field(
+        600, ge=10, description="Requests one participant link may make a minute (its page's checks and uploads)."
+    )
+    link_camera_check_s: float = Field(
+        30.0, gt=0, le=600, description="A participant whose face is not seen within this is screened out."
+    )
     media_orphan_age_s: float = Field(
         600.0,
         gt=0,
@@ -291,6 +312,11 @@ class Settings(BaseSettings):
             self.webhook_concurrency,
             self.webhook_target_concurrency,
         )
+
+    @property
+    def links(self) -> LinkSettings:
+        secrets = tuple(s.strip() for s in self.link_secret.get_secret_value().split(",") if s.strip())
+        return LinkSettings(secrets, self.link_requests_per_min, self.link_camera_check_s, 168.0)
 
     @property
     def studies(self) -> StudySettings:

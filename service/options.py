@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -44,6 +44,19 @@ class ClipJob(ClipOptions):
     model: str | None = None
 
 
+class SessionOrigin(BaseModel):
+    """Where a session came from: an upload to the API, or a participant link, whose page measured how
+    much of the ad was watched with the tab visible and how long the camera ran before the recording."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: Literal["api", "link"] = "api"
+    mode: Literal["upload", "on-device"] = "upload"
+    link_id: str | None = None
+    visible_share: float | None = Field(None, ge=0, le=1)
+    lead_in_s: float | None = Field(None, ge=0, le=3600)
+
+
 class SessionJob(BaseModel):
     """A study session's options, as stored with its job: which study and viewer, where the stimulus
     starts in the recording, and the model (name and version) the study is pinned to."""
@@ -58,3 +71,4 @@ class SessionJob(BaseModel):
     model: str
     model_version: str
     attributes: Attributes = Field(default_factory=dict)
+    origin: SessionOrigin = SessionOrigin()

@@ -15,21 +15,33 @@ from service import __version__
 from service.api.errors import install_error_handlers
 from service.api.intake import BodyBudget, IntakeMiddleware
 from service.api.middleware import RequestContextMiddleware
-from service.api.routes import annotate, demo, ops, predict, stream, studies, video
+from service.api.routes import annotate, demo, links, ops, predict, stream, studies, video, watch
 from service.api.routes import jobs as jobs_routes
 from service.api.security import require_api_key
 from service.api.shutdown import Drain
 from service.config import Settings, get_settings
+from service.jobs.media import open_media_store
 from service.ops.allocator import keep_one_warm_heap
 from service.ops.metrics import Metrics
+from service.ops.rates import RateLimiter
 from service.process import serving
+from service.studies.links import LinkSigner
 from service.studies.reports import ReportPool
-
-# Routes that take uploads: their key and the service's capacity are checked before their body is read.
-UPLOAD_ROUTES = {"/v1/predict", "/predict", "/v1/annotate", "/v1/video", "/v1/jobs", "/v1/studies/{study_id}/sessions"}
+from service.studies.stimulus import STIMULI
 
 # Routes that take clips, whose bodies may be as large as a clip.
-CLIP_UPLOAD_ROUTES = ("/v1/video", "/v1/jobs", "/v1/studies/{study_id}/sessions")
+CLIP_UPLOAD_ROUTES = (
+    "/v1/video",
+    "/v1/jobs",
+    "/v1/studies/{study_id}/sessions",
+    "/v1/studies/{study_id}/stimulus",
+    "/watch/{token}/sessions",
+)
+
+# Routes that take uploads: their key and the service's capacity are checked before their body is read;
+# a participant link's upload checks its token in the route instead of a key.
+UPLOAD_ROUTES = {"/v1/predict", "/predict", "/v1/annotate", *CLIP_UPLOAD_ROUTES}
+KEYLESS_UPLOADS = frozenset({"/watch/{token}/sessions"})
 
 
 def video_body_limit(settings: Settings) -> int:
@@ -52,6 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with serving(settings, metrics, settings.job_workers) as (runtime, jobs):
             app.state.runtime, app.state.jobs = runtime, jobs
             app.state.reports = ReportPool(settings.studies.report_workers, settings.studies.report_queue)
+            app.state.stimuli = open_media_store(settings.media_store, below=STIMULI)
+            app.state.link_signer = LinkSigner(settings.links)
+            app.state.link_rates = RateLimiter(settings.links.requests_per_min)
             runtime.set_ready(True)
             Drain(runtime, asyncio.get_running_loop()).install()
             yield
@@ -86,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_routes=UPLOAD_ROUTES,
         budget=BodyBudget(settings.max_buffered_body_bytes),
         body_timeout_s=settings.request_body_timeout_s,
+        keyless=KEYLESS_UPLOADS,
     )
     # Added last, so it is outermost: even CORS and intake refusals get a request id and are counted.
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
@@ -97,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(video.router, prefix="/v1", dependencies=keyed)
     app.include_router(jobs_routes.router, prefix="/v1", dependencies=keyed)
     app.include_router(studies.router, prefix="/v1", dependencies=keyed)
+    app.include_router(links.router, prefix="/v1", dependencies=keyed)
+    app.include_router(watch.router)  # a participant link's token is its key: see service.api.routes.watch
     app.include_router(stream.router, prefix="/v1")  # checks its own keys: see service.api.routes.stream
     app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")

@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Query, Request
 
 from service.api.errors import ApiError
 from service.api.security import api_key_header
+from service.jobs.media import MediaStore
 from service.jobs.queue import Jobs
 from service.runtime import Runtime, ServedModel
 
@@ -57,6 +58,14 @@ async def get_jobs(request: Request) -> Jobs:
 
 
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
+
+
+async def get_stimuli(request: Request) -> MediaStore:
+    """Where studies keep their ads."""
+    return request.app.state.stimuli
+
+
+StimuliDep = Annotated[MediaStore, Depends(get_stimuli)]
 
 
 def owner_of(request: Request, presented: str | None) -> str:

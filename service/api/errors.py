@@ -14,9 +14,12 @@ from service.failures import DOMAIN_ERRORS, failure_of
 from service.jobs.store import IdempotencyConflict
 from service.jobs.submission import WebhooksOff
 from service.jobs.webhooks import UnsafeTarget
+from service.ops.rates import RateLimited
 from service.studies.compare import EmptyStudy
+from service.studies.links import LinkFull, LinkRefused
 from service.studies.segments import SegmentTooSmall
 from service.studies.sessions import DuplicateViewer, StudyModelPinned
+from service.studies.stimulus import StimulusMismatch
 from service.studies.store import ModelPinned
 
 
@@ -38,6 +41,9 @@ SUBMISSION_ERRORS = {
     EmptyStudy: (409, "empty_study", None),
     DuplicateViewer: (409, "duplicate_viewer", None),
     SegmentTooSmall: (409, "segment_too_small", None),
+    StimulusMismatch: (409, "stimulus_duration_mismatch", None),
+    LinkRefused: (403, "link_refused", None),
+    LinkFull: (409, "link_full", None),
 }
 
 
@@ -46,6 +52,8 @@ def as_api_error(error: Exception) -> ApiError:
     an ApiError itself."""
     if isinstance(error, ApiError):
         return error
+    if isinstance(error, RateLimited):
+        return ApiError(429, "rate_limited", str(error), headers={"Retry-After": str(error.retry_after_s)})
     if type(error) in SUBMISSION_ERRORS:
         status, code, message = SUBMISSION_ERRORS[type(error)]
         return ApiError(status, code, message or str(error))
@@ -84,7 +92,7 @@ def install_error_handlers(app: FastAPI) -> None:
         error = as_api_error(exc)
         return error_response(request, error.status, error.code, error.message, error.headers)
 
-    for kind in (ApiError, *DOMAIN_ERRORS, *SUBMISSION_ERRORS):
+    for kind in (ApiError, RateLimited, *DOMAIN_ERRORS, *SUBMISSION_ERRORS):
         app.add_exception_handler(kind, api_error)
 
     @app.exception_handler(RequestValidationError)

@@ -64,8 +64,10 @@ class IntakeMiddleware:
         upload_routes: set[str],
         budget: BodyBudget,
         body_timeout_s: float,
+        keyless: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
+        self.keyless = keyless  # upload routes that check a token of their own instead of the API key
         self.max_body_bytes = max_body_bytes
         self.route_body_limits = route_body_limits  # templates whose bodies may be larger (or smaller)
         self.upload_routes = PathTemplates(upload_routes)  # checked for a key and for capacity before their body
@@ -78,8 +80,8 @@ class IntakeMiddleware:
             return
         headers = Headers(scope=scope)
         upload = self.upload_routes.match(scope["path"])
-        if scope["method"] == "POST" and upload is not None:
-            refusal = early_refusal(scope, headers)
+        if scope["method"] in ("POST", "PUT") and upload is not None:
+            refusal = early_refusal(scope, headers, keyed=upload not in self.keyless)
             if refusal is not None:
                 await send_error(
                     send, refusal.status, refusal.code, refusal.message, request_id(scope), refusal.headers
@@ -103,11 +105,12 @@ def request_id(scope: Scope) -> str | None:
     return scope.get("state", {}).get("request_id")
 
 
-def early_refusal(scope: Scope, headers: Headers) -> ApiError | None:
-    """The 401 or 503 the headers already decide (the route's own checks, made early), or None."""
+def early_refusal(scope: Scope, headers: Headers, keyed: bool = True) -> ApiError | None:
+    """The 401 or 503 the headers already decide (the route's own checks, made early), or None. A keyless
+    route (a participant link's upload) checks its own token."""
     state = scope["app"].state
     keys = state.api_keys
-    if keys and not key_is_valid(headers.get("x-api-key"), keys):
+    if keyed and keys and not key_is_valid(headers.get("x-api-key"), keys):
         return unauthorized()
     runtime = getattr(state, "runtime", None)
     try:

@@ -23,6 +23,10 @@ from urllib.parse import urlsplit
 class MediaStore(Protocol):
     def save(self, job_id: str, data: bytes) -> str: ...
     def read(self, location: str) -> bytes: ...
+    def read_range(self, location: str, start: int, length: int) -> bytes:
+        """`length` bytes from `start` (fewer at the end): a stimulus served in parts."""
+        ...
+
     def delete(self, location: str) -> None: ...
     def older_than(self, age_s: float) -> list[str]:
         """The locations of every stored upload (finished or partial) last written more than `age_s` ago."""
@@ -30,12 +34,15 @@ class MediaStore(Protocol):
 
 
 class FolderMedia:
+    """A local folder, made on the first save: uploads are the clients' faces, so only the service reads it."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o700)  # uploads are the clients' faces
 
     def save(self, job_id: str, data: bytes) -> str:
+        if not self.folder.is_dir():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.chmod(0o700)
         path = self.folder / job_id
         partial = path.with_suffix(".partial")
         partial.write_bytes(data)
@@ -45,10 +52,17 @@ class FolderMedia:
     def read(self, location: str) -> bytes:
         return Path(location).read_bytes()
 
+    def read_range(self, location: str, start: int, length: int) -> bytes:
+        with open(location, "rb") as stored:
+            stored.seek(start)
+            return stored.read(length)
+
     def delete(self, location: str) -> None:
         Path(location).unlink(missing_ok=True)
 
     def older_than(self, age_s: float) -> list[str]:
+        if not self.folder.is_dir():
+            return []
         cutoff = time.time() - age_s
         found = []
         for entry in os.scandir(self.folder):
@@ -84,6 +98,11 @@ class ObjectStoreMedia:
         bucket, key = location.split("/", 1)
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
+    def read_range(self, location: str, start: int, length: int) -> bytes:
+        bucket, key = location.split("/", 1)
+        part = f"bytes={start}-{start + length - 1}"
+        return self.client.get_object(Bucket=bucket, Key=key, Range=part)["Body"].read()
+
     def delete(self, location: str) -> None:
         bucket, key = location.split("/", 1)
         self.client.delete_object(Bucket=bucket, Key=key)  # S3 answers 204 for a missing key too
@@ -92,7 +111,9 @@ class ObjectStoreMedia:
         cutoff = time.time() - age_s
         prefix = f"{self.prefix}/" if self.prefix else ""
         found = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+        # This prefix's own objects only (Delimiter): another store may live below it (the stimuli).
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+        for page in pages:
             found += [
                 f"{self.bucket}/{item['Key']}"
                 for item in page.get("Contents", [])
@@ -101,8 +122,11 @@ class ObjectStoreMedia:
         return found
 
 
-def open_media_store(location: str) -> MediaStore:
-    """`s3://bucket/prefix` for an object store, else a local folder."""
+def open_media_store(location: str, below: str | None = None) -> MediaStore:
+    """`s3://bucket/prefix` for an object store, else a local folder; `below`: a store of its own under it
+    (the studies' stimuli, which the uploads' orphan sweep never sees)."""
+    if below is not None:
+        location = f"{location.rstrip('/')}/{below}"
     if "://" in location:
         return ObjectStoreMedia(location)
     return FolderMedia(Path(location))

@@ -79,6 +79,15 @@ class SessionInfo(BaseModel):
     reason: str | None = Field(None, description="Why the session was excluded or failed.")
     presence: float | None = Field(None, description="Share of the stimulus's seconds with the viewer's face.")
     attributes: dict[str, str] = Field(description="The respondent's own answers, as sent: what segments split by.")
+    source: Literal["api", "link"] = Field(description="An upload to the API, or a participant link.")
+    mode: Literal["upload", "on-device"] = Field(
+        description="Analysed on the server from a recording, or in the browser."
+    )
+    link_id: str | None = None
+    visible_share: float | None = Field(None, description="Share of the ad watched with the page visible (links).")
+    lead_in_s: float | None = Field(
+        None, description="Seconds the camera ran before the recording began (links): where the camera's feed was."
+    )
 
 
 class SessionList(BaseModel):
@@ -257,3 +266,45 @@ class StudyNorms(BaseModel):
     min_studies: int = Field(description="Percentiles are given from this many studies on.")
     metrics: dict[str, NormMetric]
     note: str | None = Field(None, description="Why there are no percentiles yet.")
+
+
+class StimulusOut(BaseModel):
+    duration_s: float
+    width: int
+    height: int
+    content_type: str
+
+
+class LinkCreate(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    mode: Literal["upload", "on-device"] = Field(
+        "upload", description="upload: the webcam recording is sent and analysed by the service."
+    )
+    return_url: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="Where the page sends the respondent at the end; {viewer} and {status} are filled in.",
+    )
+    expires_in_h: float = Field(168, gt=0, le=24 * 366)
+    max_sessions: int | None = Field(None, ge=1, le=1_000_000, description="Sessions after which the link is full.")
+
+
+class LinkInfo(BaseModel):
+    link_id: str
+    url: str = Field(description="The participant page's path: append ?viewer=ID and a.KEY=VALUE answers.")
+    mode: str
+    return_url: str | None
+    expires_at: datetime
+    revoked_at: datetime | None
+    max_sessions: int | None
+    sessions: int = Field(description="Sessions made through the link.")
+    opened: int = Field(description="Times the page was opened.")
+    declined: int
+    screened_out: int
+    errors: int
+
+
+class LinkList(BaseModel):
+    links: list[LinkInfo]

@@ -31,6 +31,33 @@ class Study(Base):
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     target_sessions: Mapped[int | None] = mapped_column(Integer)
     ready_at: Mapped[datetime | None] = mapped_column(DateTime())
+    # The ad itself, kept in the stimulus store until the study is deleted: what a link plays.
+    stimulus_media: Mapped[str | None] = mapped_column(String(512))
+    stimulus_bytes: Mapped[int | None] = mapped_column(Integer)
+    stimulus_type: Mapped[str | None] = mapped_column(String(64))
+    stimulus_width: Mapped[int | None] = mapped_column(Integer)
+    stimulus_height: Mapped[int | None] = mapped_column(Integer)
+    stimulus_clip_s: Mapped[float | None] = mapped_column(Float)
+
+
+class StudyLink(Base):
+    """A participant link: a signed token names it, and it can be revoked or run out."""
+
+    __tablename__ = "study_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(32), ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    return_url: Mapped[str | None] = mapped_column(String(2048))
+    max_sessions: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    expires_at: Mapped[datetime] = mapped_column(DateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime())
+    # What respondents did with it: the page reports every ending but a completed session.
+    opened: Mapped[int] = mapped_column(Integer, default=0)
+    declined: Mapped[int] = mapped_column(Integer, default=0)
+    screened_out: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class StudySession(Base):
@@ -48,3 +75,10 @@ class StudySession(Base):
     trace: Mapped[dict | None] = mapped_column(JSON)
     # The respondent's own answers (age band, market...), never inferred from the face: segments.
     attributes: Mapped[dict | None] = mapped_column(JSON)
+    # Where the session came from: "api" (an upload) or "link" (a participant link, which measures the
+    # offset and how much of the ad was watched with the tab visible).
+    source: Mapped[str | None] = mapped_column(String(8))
+    mode: Mapped[str | None] = mapped_column(String(16))
+    link_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    visible_share: Mapped[float | None] = mapped_column(Float)
+    lead_in_s: Mapped[float | None] = mapped_column(Float)

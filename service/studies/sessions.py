@@ -9,7 +9,7 @@ import dataclasses
 import json
 import uuid
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.answers import VideoAnswer, opened_clip
 from service.inference.errors import ImageRejected
@@ -17,7 +17,7 @@ from service.jobs.queue import JobRefused, Jobs, KindAnswer
 from service.jobs.schema import Job
 from service.jobs.store import NewJob
 from service.jobs.submission import checked_kind, queue, request_digest
-from service.options import ClipOptions, SessionJob
+from service.options import ClipOptions, SessionJob, SessionOrigin
 from service.results import model_refs
 from service.runtime import Runtime
 from service.studies.schema import ANALYSED, EXCLUDED, Study
@@ -45,6 +45,7 @@ class SessionUpload:
     model: str | None
     idempotency_key: str | None
     attributes: dict[str, str]
+    origin: SessionOrigin = field(default_factory=SessionOrigin)
 
 
 async def submit_session(
@@ -80,6 +81,7 @@ async def submit_session(
         model=pinned[0],
         model_version=pinned[1],
         attributes=upload.attributes,
+        origin=upload.origin,
     )
     # The digest leaves out the fresh session id: a retry with the same key is the same request.
     new = NewJob(
@@ -119,7 +121,7 @@ def session_kinds(runtime: Runtime, jobs: Jobs) -> dict[str, KindAnswer]:
         limits = AttentionLimits(settings.max_yaw_deg, settings.max_pitch_deg)
         frame_size = (clip.info.width, clip.info.height)
         trace = viewer_trace(tracks, frame_size, offset, stimulus_seconds(duration), limits, analysed_ms)
-        reason = exclusion(trace, clip.info.duration_ms / 1000, offset, duration, settings.min_presence)
+        reason = exclusion(trace, clip.length_ms / 1000, offset, duration, settings.min_presence)
         status = EXCLUDED if reason else ANALYSED
         models = {role: ref.model_dump() for role, ref in model_refs(runtime.models(emotion)).items()}
         stored = {**trace.to_json(), "models": models}

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.jobs.database import utcnow
 from service.jobs.schema import FINISHED, RUNNING, Job
 from service.jobs.store import cut_page, event_row, keyset_page
-from service.options import SessionJob
+from service.options import SessionJob, SessionOrigin
 from service.studies.models import StudyCreate
-from service.studies.schema import ANALYSED, FAILED, QUEUED, Study, StudySession
+from service.studies.schema import ANALYSED, FAILED, QUEUED, Study, StudyLink, StudySession
 from service.studies.trace import Trace
 
 T = TypeVar("T")
@@ -48,6 +48,7 @@ class SessionView:
     trace: Trace | None
     models: dict | None
     attributes: dict[str, str]
+    origin: SessionOrigin
 
 
 class StudyStore:
@@ -105,8 +106,26 @@ class StudyStore:
                 return None
             job_ids = list(session.scalars(select(StudySession.job_id).where(StudySession.study_id == study_id)))
             session.execute(delete(StudySession).where(StudySession.study_id == study_id))
+            session.execute(delete(StudyLink).where(StudyLink.study_id == study_id))
             session.delete(study)
             return job_ids
+
+    def set_stimulus(
+        self, study_id: str, location: str, size: int, content_type: str, width: int, height: int, duration_s: float
+    ) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Study)
+                .where(Study.id == study_id)
+                .values(
+                    stimulus_media=location,
+                    stimulus_bytes=size,
+                    stimulus_type=content_type,
+                    stimulus_width=width,
+                    stimulus_height=height,
+                    stimulus_clip_s=duration_s,
+                )
+            )
 
     def viewer_seen(self, study_id: str, viewer: str) -> bool:
         """Whether a session of this viewer is in the study: a viewer counts once."""
@@ -208,6 +227,7 @@ class StudyStore:
                 offset_s=options.offset_s,
                 created_at=job.created_at,
                 attributes=options.attributes or None,
+                **options.origin.model_dump(),
             )
             session.add(row)
         return row
@@ -269,4 +289,11 @@ def session_view(row: StudySession, job_status: str | None, job_error: str | Non
         trace=trace,
         models=row.trace.get("models") if row.trace else None,
         attributes=row.attributes or {},
+        origin=SessionOrigin(
+            source=row.source or "api",
+            mode=row.mode or "upload",
+            link_id=row.link_id,
+            visible_share=row.visible_share,
+            lead_in_s=row.lead_in_s,
+        ),
     )

@@ -97,6 +97,7 @@ class Clip:
         self.limits = limits
         self.capture = cv2.VideoCapture(ClipStream(data), cv2.CAP_FFMPEG, [])
         self.partial_reason: str | None = None  # why the frames ended before the clip's declared end
+        self.last_frame_ms = 0.0  # the time of the last frame read
         if not self.capture.isOpened():
             raise ImageRejected(400, "undecodable", f"the {container} data cannot be decoded")
         width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
@@ -119,6 +120,14 @@ class Clip:
     def _check_duration(self, duration_ms: float) -> None:
         if duration_ms > self.limits.max_duration_s * 1000:
             raise ImageRejected(413, "video_too_long", f"the clip is longer than {self.limits.max_duration_s:g} s")
+
+    @property
+    def length_ms(self) -> float:
+        """How long the clip is: as declared, or, where the container declares nothing (a browser's
+        MediaRecorder WebM), to the end of the last frame read."""
+        if self.info.duration_ms > 0:
+            return self.info.duration_ms
+        return self.last_frame_ms + 1000 / self.info.fps
 
     def check_sampling(self, fps: float) -> None:
         """Refuse up front a request that would analyse more frames than allowed."""
@@ -147,7 +156,7 @@ class Clip:
             if not self.capture.grab():
                 self._note_early_end(last_ms, interval_ms)
                 break
-            time_ms = last_ms = self.capture.get(cv2.CAP_PROP_POS_MSEC)
+            time_ms = last_ms = self.last_frame_ms = self.capture.get(cv2.CAP_PROP_POS_MSEC)
             self._check_duration(time_ms)
             if time_ms + 0.5 < next_ms:  # half a millisecond: timestamps are rounded in some containers
                 waited += time.perf_counter() - started

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from service.options import SessionOrigin
 from service.studies.schema import ANALYSED, Study
 from service.studies.store import SessionView
 from service.studies.trace import Trace
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SMILE = [0.02, 0.02, 0.02, 0.86, 0.02, 0.02, 0.04]
+ORIGIN = SessionOrigin()
 CALM = [0.02, 0.02, 0.02, 0.04, 0.02, 0.02, 0.86]
 
 
@@ -22,7 +24,7 @@ def session(index: int, probabilities: list[list[float] | None], attributes: dic
     trace = Trace(probabilities, [p is not None for p in probabilities])
     created = datetime(2026, 1, 1)
     return SessionView(
-        f"s{index}", f"j{index}", f"v{index}", 0.0, created, ANALYSED, None, trace, None, attributes or {}
+        f"s{index}", f"j{index}", f"v{index}", 0.0, created, ANALYSED, None, trace, None, attributes or {}, ORIGIN
     )
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, TypeVar, get_args
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 
-from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
+from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile, StimuliDep
 from service.api.errors import ApiError
 from service.api.routes.uploads import ERRORS
 from service.jobs.database import as_utc
@@ -175,13 +175,18 @@ async def get_study(study_id: str, jobs: JobsDep, owner: OwnerDep) -> StudyInfo:
 
 
 @router.delete("/studies/{study_id}", status_code=204, responses=NOT_FOUND)
-async def delete_study(study_id: str, jobs: JobsDep, owner: OwnerDep) -> Response:
-    """Delete the study and every viewer's trace; sessions still waiting are cancelled and their uploads deleted."""
-    job_ids = await asyncio.to_thread(studies_of(jobs).delete, owner, study_id)
+async def delete_study(study_id: str, jobs: JobsDep, owner: OwnerDep, stimuli: StimuliDep) -> Response:
+    """Delete the study, its ad, its links and every viewer's trace; sessions still waiting are cancelled and
+    their uploads deleted."""
+    store = studies_of(jobs)
+    study = await owned_study(store, owner, study_id)
+    job_ids = await asyncio.to_thread(store.delete, owner, study_id)
     if job_ids is None:
         raise ApiError(404, "not_found", "no such study")
     for job_id in job_ids:
         await asyncio.to_thread(jobs.cancel, owner, job_id)
+    if study.stimulus_media is not None:
+        await asyncio.to_thread(stimuli.delete, study.stimulus_media)
     return Response(status_code=204)
 
 
@@ -276,6 +281,7 @@ def session_info(view: SessionView) -> SessionInfo:
         reason=view.reason,
         presence=None if view.trace is None else round(view.trace.presence(), 4),
         attributes=view.attributes,
+        **view.origin.model_dump(),
     )
 
 

@@ -6,8 +6,44 @@
 const percent = (v) => (v === null || v === undefined ? "–" : `${Math.round(v * 1000) / 10}%`);
 const fixed = (v, digits = 3) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
 
-async function api(path) {
-  return answerOf(await fetch(path, { headers: apiHeaders() }));
+async function api(path, options = {}) {
+  return answerOf(await fetch(path, { ...options, headers: { ...apiHeaders(), ...(options.headers || {}) } }));
+}
+
+// The ad's length as the browser reads it: the study's stimulus_duration_s.
+function clipSeconds(file) {
+  return new Promise((resolve, reject) => {
+    const probe = document.createElement("video");
+    probe.preload = "metadata";
+    probe.onloadedmetadata = () => (URL.revokeObjectURL(probe.src), resolve(probe.duration));
+    probe.onerror = () => reject(new Error("this file does not play as a video in this browser"));
+    probe.src = URL.createObjectURL(file);
+  });
+}
+
+// A study, its ad and a participant link, in three calls of the public API.
+async function createAdTest() {
+  const file = $("new-ad").files[0];
+  if (!file) return setStatus("Choose the ad first.", true);
+  const seconds = await clipSeconds(file);
+  setStatus("Creating the study…");
+  const json = { "Content-Type": "application/json" };
+  const study = await api("/v1/studies", {
+    method: "POST", headers: json,
+    body: JSON.stringify({ name: $("new-name").value || file.name, stimulus_duration_s: Math.round(seconds * 1000) / 1000 }),
+  });
+  const form = new FormData();
+  form.append("file", file);
+  setStatus("Uploading the ad…");
+  await api(`/v1/studies/${study.study_id}/stimulus`, { method: "PUT", body: form });
+  const returnUrl = $("new-return").value.trim();
+  const link = await api(`/v1/studies/${study.study_id}/links`, {
+    method: "POST", headers: json, body: JSON.stringify(returnUrl ? { return_url: returnUrl } : {}),
+  });
+  $("link-url").value = `${location.origin}${link.url}?viewer={ID}`;
+  $("link-line").hidden = false;
+  await start(study.study_id);
+  setStatus(`Study and link made: the link works until ${new Date(link.expires_at).toLocaleString()}.`);
 }
 
 // The 95% interval of one emotion's share, as a faint band around its curve.
@@ -138,7 +174,7 @@ async function compare() {
   $("comparison").hidden = false;
 }
 
-async function start() {
+async function start(chosen) {
   const { studies } = await api("/v1/studies?limit=100");
   $("study").replaceChildren();
   $("other").replaceChildren(new Option("–", ""));
@@ -146,7 +182,7 @@ async function start() {
     for (const study of studies) select.append(new Option(`${study.name} (${study.study_id.slice(0, 8)})`, study.study_id));
   }
   const fromPath = location.pathname.split("/")[2];
-  if (fromPath) $("study").value = fromPath;
+  if (chosen || fromPath) $("study").value = chosen || fromPath;
   if ($("study").value) await showStudy($("study").value);
   else setStatus("No study yet: create one with POST /v1/studies.");
 }
@@ -155,5 +191,9 @@ const guarded = (action) => () => action().catch((error) => setStatus(error.mess
 $("study").addEventListener("change", guarded(() => showStudy($("study").value)));
 $("threshold").addEventListener("change", guarded(() => showStudy($("study").value)));
 $("compare").addEventListener("click", guarded(compare));
-$("api-key").addEventListener("change", guarded(start));
-guarded(start)();
+$("api-key").addEventListener("change", guarded(() => start()));
+$("create-test").addEventListener("click", guarded(createAdTest));
+$("copy-link").addEventListener("click", guarded(() => navigator.clipboard.writeText($("link-url").value)));
+// While sessions arrive the report follows them (it is recomputed only when a session changed).
+setInterval(() => $("study").value && !document.hidden && showStudy($("study").value).catch(() => {}), 5000);
+guarded(() => start())();

@@ -4,22 +4,19 @@ webcam mode with Chromium's fake camera playing a scene."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
-from tests.helpers.browser import CHROMIUM_FLAGS
+from tests.helpers.browser import CHROMIUM, launch, write_y4m
 from tests.helpers.clips import clip_frames
 from tests.helpers.data import videos_dir
 from tests.helpers.faces import fer_faces
 from tests.helpers.live_service import LiveService, running_service
 from training.scenes import place_faces
 
-CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (Debian packages chromium and chromium-driver)"
 )
@@ -30,19 +27,6 @@ SCENE = place_faces(fer_faces("happy", 1) + fer_faces("surprise", 1), 480, 640, 
 def live() -> Iterator[LiveService]:
     with running_service() as service:
         yield service
-
-
-def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 12) -> None:
-    """A raw video (YUV4MPEG2, 4:2:0) of the frames, for Chromium's fake camera, which loops it."""
-    height, width = frames[0].shape[:2]
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-
-
-def launch(playwright, extra: list[str] = ()):
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_FLAGS, *extra])
 
 
 def test_upload_shows_faces_and_bars(live: LiveService, tmp_path: Path) -> None:

@@ -1,0 +1,204 @@
+"""A participant link: the page a panel's respondent opens, and the few calls it makes.
+
+The token in the path is the link's capability and its only key: it reaches the page, the study's ad,
+the camera check and the upload of one session per viewer of that study, and nothing else (no report,
+no session list, no other study). Every call is rate-limited per link. The page is served with a
+strict Content-Security-Policy, no referrer (the token never leaks to the return URL), and the
+cross-origin isolation headers WebAssembly threads need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from service.api.deps import JobsDep, ReadyRuntimeDep, SingleFile, StimuliDep
+from service.api.errors import ApiError
+from service.api.routes.demo import STATIC_DIR
+from service.api.routes.links import RangeHeader, stimulus_response
+from service.api.routes.studies import ATTRIBUTES, parsed_attributes
+from service.inference.errors import ImageRejected
+from service.inference.imaging import decode_image
+from service.ops.rates import RateLimiter
+from service.options import SessionOrigin
+from service.studies.links import LinkFull, LinkRefused, LinkStore, LinkView
+from service.studies.schema import Study
+from service.studies.sessions import SessionUpload, submit_session
+from service.studies.store import StudyStore
+
+router = APIRouter(include_in_schema=False)
+PAGE = STATIC_DIR / "watch.html"
+FACE_CHECK_BYTES = 512 * 1024
+FACE_CHECK_PIXELS = 1280 * 720
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob: data:; "
+        "media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Permissions-Policy": "camera=(self), microphone=()",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class Participation:
+    """What a valid token reaches: its link and that link's study."""
+
+    link: LinkView
+    study: Study
+    store: LinkStore
+
+
+async def participation(token: str, request: Request, jobs: JobsDep) -> Participation:
+    """The link a token names, if it still works (403 otherwise), within the link's request rate."""
+    link_id, study_id = request.app.state.link_signer.verify(token)
+    rates: RateLimiter = request.app.state.link_rates
+    rates.take(link_id)
+    store = LinkStore(jobs.store.engine)
+    view, study = await asyncio.to_thread(store.usable, link_id, study_id)
+    return Participation(view, study, store)
+
+
+ParticipationDep = Annotated[Participation, Depends(participation)]
+
+
+def page(status: int, config: dict) -> HTMLResponse:
+    """The participant page with its settings, in a JSON data block whose `<`, `>` and `&` are escaped, so no
+    value can close the block or start markup."""
+    settings = json.dumps(config).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    body = PAGE.read_text().replace("{{settings}}", settings)
+    return HTMLResponse(body, status, headers=SECURITY_HEADERS)
+
+
+@router.get("/watch/{token}")
+async def watch_page(token: str, request: Request, jobs: JobsDep) -> HTMLResponse:
+    """The page: consent, camera check, the ad, the upload, then back to the panel."""
+    try:
+        joined = await participation(token, request, jobs)
+    except LinkRefused as refused:
+        return page(403, {"problem": str(refused)})
+    query = request.query_params
+    viewer = query.get("viewer", "").strip()
+    answers = {key[2:]: value for key, value in query.items() if key.startswith("a.")}
+    try:
+        ATTRIBUTES.validate_python(answers)
+    except ValidationError:
+        return page(400, {"problem": "this link's answers (a.KEY=VALUE) are malformed: at most 16, 64 characters each"})
+    if not viewer or len(viewer) > 256:
+        return page(400, {"problem": "this link needs the respondent's id: ?viewer=ID"})
+    link, study = joined.link, joined.study
+    await asyncio.to_thread(joined.store.count, link.link.id, "opened")
+    seen = await asyncio.to_thread(StudyStore(jobs.store.engine).viewer_seen, study.id, viewer)
+    config = {
+        "token": token,
+        "mode": link.link.mode,
+        "viewer": viewer,
+        "attributes": answers,
+        "returnUrl": link.link.return_url,
+        "durationS": study.stimulus_duration_s,
+        "cameraCheckS": request.app.state.settings.links.camera_check_s,
+        "already": seen,
+        "full": link.full,
+    }
+    return page(200, config)
+
+
+@router.get("/watch/{token}/stimulus")
+async def watch_stimulus(joined: ParticipationDep, stimuli: StimuliDep, range: RangeHeader = None) -> Response:
+    response = stimulus_response(joined.study, stimuli, range)
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
+@router.post("/watch/{token}/face")
+async def face_check(joined: ParticipationDep, runtime: ReadyRuntimeDep, request: Request) -> dict:
+    """The camera check: whether a face is in this still (a small JPEG), which is not kept."""
+    data = await request.body()
+    if len(data) > FACE_CHECK_BYTES:
+        raise ApiError(413, "request_too_large", f"a camera-check still is at most {FACE_CHECK_BYTES} bytes")
+
+    def faces() -> int:
+        return len(runtime.pipeline.detector.detect(decode_image(data, FACE_CHECK_BYTES, FACE_CHECK_PIXELS)))
+
+    try:
+        found = await asyncio.to_thread(faces)
+    except ImageRejected as rejection:
+        raise ApiError(rejection.status, rejection.reason, rejection.message) from None
+    return {"faces": found}
+
+
+class Outcome(BaseModel):
+    status: Literal["declined", "screened_out", "error"]
+
+
+@router.post("/watch/{token}/outcome", status_code=204)
+async def outcome(joined: ParticipationDep, ended: Outcome) -> Response:
+    """A respondent who ended without a session: counted on the link, nothing else kept."""
+    column = {"declined": "declined", "screened_out": "screened_out", "error": "errors"}[ended.status]
+    await asyncio.to_thread(joined.store.count, joined.link.link.id, column)
+    return Response(status_code=204)
+
+
+class Measured(BaseModel):
+    """What the page measured while the ad played."""
+
+    offset_s: float = Field(ge=0, le=3600)
+    lead_in_s: float = Field(ge=0, le=3600)
+    visible_share: float = Field(ge=0, le=1)
+
+
+@router.post("/watch/{token}/sessions", status_code=202, dependencies=[SingleFile])
+async def watch_session(
+    joined: ParticipationDep,
+    runtime: ReadyRuntimeDep,
+    jobs: JobsDep,
+    file: Annotated[UploadFile, File()],
+    viewer: Annotated[str, Form(min_length=1, max_length=256)],
+    offset_s: Annotated[float, Form()],
+    lead_in_s: Annotated[float, Form()],
+    visible_share: Annotated[float, Form()],
+    attributes: Annotated[str | None, Form(max_length=4096)] = None,
+) -> dict:
+    """The viewer's webcam recording, made while the ad played, as one session of the link's study."""
+    measured = validated(Measured, offset_s=offset_s, lead_in_s=lead_in_s, visible_share=visible_share)
+    link = joined.link
+    if link.full:
+        raise LinkFull("this test has all the sessions it needs")
+    if link.link.mode != "upload":
+        raise ApiError(409, "wrong_mode", "this link analyses on the device: it takes traces, not recordings")
+    origin = SessionOrigin(
+        source="link", mode="upload", link_id=link.link.id, **measured.model_dump(exclude={"offset_s"})
+    )
+    upload = SessionUpload(
+        joined.study.owner,
+        await file.read(),
+        viewer,
+        measured.offset_s,
+        None,
+        None,
+        parsed_attributes(attributes),
+        origin,
+    )
+    _, _, view = await submit_session(runtime, jobs, joined.study, upload)
+    if view is None:
+        raise LinkRefused("this study was deleted")
+    return {"session_id": view.id, "status": view.status}
+
+
+def validated(model: type[BaseModel], **values: object) -> BaseModel:
+    try:
+        return model(**values)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        raise ApiError(422, "invalid_request", f"{problem['loc'][0]}: {problem['msg']}") from None
