@@ -91,7 +91,7 @@ clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 # Not part of `make test`: takes about ten minutes and wants an otherwise idle machine.
-bench: $(VENV)/.dev prepare ## Benchmarks, side by side (about 25 minutes; wants an idle machine)
+bench: $(VENV)/.dev prepare ## Benchmarks, side by side (about ten minutes; wants an idle machine)
 	$(PY) -m benchmarks.run
 
 # The README's pictures, from real scenes (needs Chromium).

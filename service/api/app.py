@@ -15,7 +15,7 @@ from service import __version__
 from service.api.errors import install_error_handlers
 from service.api.intake import BodyBudget, IntakeMiddleware
 from service.api.middleware import RequestContextMiddleware
-from service.api.routes import annotate, demo, links, ops, predict, stream, studies, video, watch
+from service.api.routes import annotate, demo, links, on_device, ops, predict, stream, studies, video, watch
 from service.api.routes import jobs as jobs_routes
 from service.api.security import require_api_key
 from service.api.shutdown import Drain
@@ -116,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(links.router, prefix="/v1", dependencies=keyed)
     app.include_router(watch.router)  # a participant link's token is its key: see service.api.routes.watch
     app.include_router(stream.router, prefix="/v1")  # checks its own keys: see service.api.routes.stream
+    app.include_router(on_device.router, prefix="/v1")
+    app.include_router(on_device.runtime_router)
     app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     return app

@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 from service.config import get_settings
+from service.inference.browser_runtime import prepare_browser_runtime
 from service.inference.model_store import file_sha256, resolve
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     prepare_detector(args.store)
+    prepare_browser_runtime(args.store)
     # Check everything the service will load, so a broken store fails here and not at start-up.
     settings = get_settings()
     for name, version in [

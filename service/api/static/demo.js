@@ -234,12 +234,54 @@ function onAnswer(event) {
   setStatus(`${answer.faces.length} face(s)`);
 }
 
+// --- Webcam on this device: the service's detector and emotion-fast graphs run in the page ---------
+
+const LANDMARKS = ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"];
+
+// A face of the browser's face step in the shape the API answers, for the same drawing and bars.
+function asAnswered(face, classes) {
+  const [x1, y1, x2, y2] = face.box;
+  const emotions = Object.fromEntries(classes.map((c, i) => [c, face.probabilities[i]]));
+  const dominant = classes[face.probabilities.indexOf(Math.max(...face.probabilities))];
+  const landmarks = Object.fromEntries(LANDMARKS.map((name, i) => [name, { x: face.landmarks[i][0], y: face.landmarks[i][1] }]));
+  return { box: { x: x1, y: y1, width: x2 - x1, height: y2 - y1 }, landmarks, emotions, dominant_emotion: dominant };
+}
+
+async function startOnDevice(stream, fps) {
+  setStatus("Loading the models into this page…");
+  const { FaceStep } = await import("/static/facestep.js");
+  const step = await FaceStep.open("/v1/models/retinaface/browser", "/v1/models/emotion-fast/browser", apiHeaders());
+  webcam = { stream, socket: null, timer: null, answered: 0, started: performance.now() };
+  const session = webcam;
+  const video = $("video");
+  const tick = async () => {
+    if (webcam !== session) return;
+    const began = performance.now();
+    const faces = (await step.analyse(video, video.videoWidth, video.videoHeight)).map((f) => asAnswered(f, step.classes));
+    session.answered += 1;
+    const took = performance.now() - began;
+    const seconds = (performance.now() - session.started) / 1000;
+    $("latency").textContent = `on this device · fps: ${(session.answered / seconds).toFixed(1)} · analysis: ${Math.round(took)} ms`;
+    drawFaces(video, faces);
+    showBars(faces);
+    setStatus(`${faces.length} face(s), analysed on this device`);
+    session.timer = setTimeout(tick, Math.max(0, 1000 / fps - took));
+  };
+  tick();
+}
+
 async function startWebcam() {
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
     const video = $("video");
     video.srcObject = stream;
     await video.play();
+    if ($("webcam-on-device").checked) {
+      $("webcam-start").disabled = true;
+      $("webcam-stop").disabled = false;
+      await startOnDevice(stream, Math.min(30, Math.max(1, Number($("webcam-fps").value) || 10)));
+      return;
+    }
     const key = $("api-key").value.trim();
     // A browser cannot set headers on a WebSocket: the key travels as a subprotocol, never in the URL.
     const protocols = key ? ["emotion-stream", `key.${key}`] : ["emotion-stream"];
@@ -261,7 +303,8 @@ async function startWebcam() {
     $("webcam-stop").disabled = false;
     setStatus("Camera on.");
   } catch (error) {
-    setStatus(`Camera unavailable: ${error.message}`, true);
+    stopWebcam();
+    setStatus(`Could not start: ${error.message}`, true);
   }
 }
 
@@ -270,8 +313,9 @@ function stopWebcam() {
   const { timer, stream, socket } = webcam;
   webcam = null;
   clearInterval(timer);
+  clearTimeout(timer);
   stream.getTracks().forEach((track) => track.stop());
-  if (socket.readyState <= WebSocket.OPEN) socket.close(1000);
+  if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000);
   $("webcam-start").disabled = false;
   $("webcam-stop").disabled = true;
   setStatus("Camera off.");

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tests.helpers.browser import CHROMIUM, launch, write_y4m
+from tests.helpers.browser import CHROMIUM, camera_flags, launch, write_y4m
 from tests.helpers.clips import clip_frames
 from tests.helpers.data import videos_dir
 from tests.helpers.faces import fer_faces
@@ -81,6 +81,33 @@ def test_webcam_mode_streams_a_real_clip_with_stable_people(live: LiveService, t
         page.click("#webcam-stop")
         assert page.locator("#status").inner_text() == "Camera off."
         browser.close()
+
+
+def test_webcam_on_this_device_finds_the_people_and_sends_no_frame(live: LiveService, tmp_path: Path) -> None:
+    """The same camera analysed in the page by onnxruntime-web: faces and bars, and no request carries a frame."""
+    from playwright.sync_api import sync_playwright
+
+    video = tmp_path / "camera.y4m"
+    write_y4m(clip_frames("two-people-head-pose.webm"), video)
+    with sync_playwright() as playwright:
+        browser = launch(playwright, camera_flags(video))
+        page = browser.new_page()
+        sent, sockets = [], []
+        page.on("request", lambda request: sent.append((request.method, request.url, request.post_data_buffer)))
+        page.on("websocket", lambda socket: sockets.append(socket.url))
+        page.goto(f"{live.base}/")
+        page.click("#mode-webcam")
+        page.check("#webcam-on-device")
+        page.click("#webcam-start")
+        page.wait_for_function(
+            "/analysed on this device/.test(document.getElementById('status').textContent)", timeout=60_000
+        )
+        page.wait_for_selector("#faces li.face >> nth=1", timeout=20_000)
+        assert re.fullmatch(r"on this device · fps: [\d.]+ · analysis: \d+ ms", page.locator("#latency").inner_text())
+        page.click("#webcam-stop")
+        browser.close()
+    assert sockets == [] and all(method == "GET" and not body for method, _, body in sent), sent
+    assert any(url.endswith("/graph.onnx") for _, url, _ in sent)
 
 
 def test_video_mode_plays_the_clip_with_boxes_and_a_chart_per_person(live: LiveService) -> None:
