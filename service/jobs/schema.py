@@ -22,7 +22,7 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64), index=True)  # a digest of the API key, or "-" without keys
-    kind: Mapped[str] = mapped_column(String(8))  # "video" or "photo"
+    kind: Mapped[str] = mapped_column(String(8))  # "photo", "video", "session", or "event" (a study's event)
     status: Mapped[str] = mapped_column(String(16), index=True)
     tag: Mapped[str | None] = mapped_column(String(256))
     idempotency_key: Mapped[str | None] = mapped_column(String(256))

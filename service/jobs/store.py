@@ -149,13 +149,17 @@ class JobStore:
             query = select(Job).where(Job.id == job_id, Job.owner == owner, Job.kind != EVENT)
             return session.scalars(query).first()
 
-    def page(self, owner: str, status: str | None, tag: str | None, limit: int, cursor: str | None) -> Page:
+    def page(
+        self, owner: str, status: str | None, tag: str | None, limit: int, cursor: str | None, kind: str | None = None
+    ) -> Page:
         """Newest first; the cursor is where the previous page ended."""
         query = select(Job).where(Job.owner == owner, Job.kind != EVENT)
         if status:
             query = query.where(Job.status == status)
         if tag:
             query = query.where(Job.tag == tag)
+        if kind:
+            query = query.where(Job.kind == kind)
         query = keyset_page(query, Job, cursor, limit, newest_first=True)
         with self.sessions() as session:
             return Page(*cut_page(list(session.scalars(query)), limit))

@@ -171,12 +171,13 @@ async def list_jobs(
     owner: OwnerDep,
     status: Annotated[Literal[STATES] | None, Query()] = None,  # type: ignore[valid-type]
     tag: Annotated[str | None, Query(max_length=256)] = None,
+    kind: Annotated[Literal["photo", "video", "session"] | None, Query(description="Only jobs of this kind.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> JobList:
     """This key's jobs, newest first, without their results; `next_cursor` fetches the next page."""
     try:
-        page = await asyncio.to_thread(jobs.store.page, owner, status, tag, limit, cursor)
+        page = await asyncio.to_thread(jobs.store.page, owner, status, tag, limit, cursor, kind)
     except ValueError:
         raise ApiError(422, "invalid_request", "cursor: not a cursor this service gave out") from None
     return JobList(jobs=[job_status(j, with_result=False) for j in page.jobs], next_cursor=page.next_cursor)

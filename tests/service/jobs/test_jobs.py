@@ -342,13 +342,15 @@ def test_the_documented_client_submits_receives_verifies_and_fetches(tmp_path: P
     with running_service(**job_settings(tmp_path)) as service:
         environment = {**os.environ, "EMOTION_URL": service.base, "EMOTION_WEBHOOK_SECRET": SECRET}
         environment["CALLBACK_PORT"] = str(free_port())
-        run = subprocess.run(
-            [sys.executable, str(script), str(clip)], capture_output=True, text=True, timeout=120, env=environment
-        )
+        command = [sys.executable, str(script), str(clip)]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment)
+        # Run again, as a client retrying the same request does: the same job, answered without waiting.
+        again = subprocess.run(command, capture_output=True, text=True, timeout=30, env=environment)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].startswith("queued ") and len(lines) == 3
     assert all(re.fullmatch(r"person \d: \w+ over \d+ frames", line) for line in lines[1:])
+    assert again.returncode == 0 and again.stdout.splitlines() == lines, again.stderr
 
 
 def test_workers_apart_from_the_api_take_its_jobs_and_stop_cleanly(tmp_path: Path) -> None:

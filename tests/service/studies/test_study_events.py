@@ -83,6 +83,9 @@ def test_each_analysed_session_and_the_ready_study_send_one_signed_event(
     assert httpx.get(f"{service.base}/v1/studies/{study}").json()["ready_at"] is not None
     jobs = httpx.get(f"{service.base}/v1/jobs", params={"limit": 100}).json()["jobs"]
     assert len(jobs) == 3  # the sessions' analyses; the events are not jobs
+    assert len(httpx.get(f"{service.base}/v1/jobs", params={"kind": "session"}).json()["jobs"]) == 3
+    assert httpx.get(f"{service.base}/v1/jobs", params={"kind": "video"}).json()["jobs"] == []
+    assert httpx.get(f"{service.base}/v1/jobs", params={"kind": "event"}).status_code == 422
 
 
 def test_sessions_keep_the_respondents_own_answers(service: LiveService, study: str) -> None:
