@@ -29,7 +29,6 @@ from service.studies.schema import Study, StudyLink, StudySession
 
 log = logging.getLogger(__name__)
 LinkMode = Literal["upload", "on-device"]
-OUTCOMES = ("declined", "screened_out", "errors")
 
 
 class LinkRefused(Exception):
