@@ -51,9 +51,12 @@ class Page:
 
 
 def event_body(job: Job) -> str:
-    """The webhook event of a finished job: where to fetch it, not the result itself."""
+    """The webhook event of a finished job: where to fetch it, not the result itself, and why a job that
+    did not succeed ended (its error code and message)."""
     links = {"self": f"/v1/jobs/{job.id}"}
     event = {"type": f"job.{job.status}", "job_id": job.id, "tag": job.tag, "status": job.status, "links": links}
+    if job.error_code:
+        event["error"] = {"code": job.error_code, "message": job.error_message}
     return json.dumps(event, separators=(",", ":"))
 
 
@@ -171,8 +174,7 @@ class JobStore:
             job = session.scalars(self._locking(query)).first()
             if job is None or job.status in FINISHED:
                 return job
-            self._end(job, CANCELLED)
-            job.error_code, job.error_message = "cancelled", "cancelled by the client"
+            self._end(job, CANCELLED, ("cancelled", "cancelled by the client"))
             return job
 
     def claim(self, worker: str, lease_s: float, max_attempts: int) -> Job | None:
@@ -186,9 +188,8 @@ class JobStore:
                 if job is None:
                     return None
                 if job.attempts >= max_attempts:
-                    self._end(job, FAILED)
-                    job.error_code = "attempts_exhausted"
-                    job.error_message = f"its worker stopped {job.attempts} times before finishing; not retried"
+                    message = f"its worker stopped {job.attempts} times before finishing; not retried"
+                    self._end(job, FAILED, ("attempts_exhausted", message))
                     continue
                 job.status, job.lease_owner = RUNNING, worker
                 job.lease_expires_at = now + timedelta(seconds=lease_s)
@@ -215,17 +216,18 @@ class JobStore:
             job = session.scalars(self._locking(query)).first()
             if job is None:
                 return None
-            self._end(job, SUCCEEDED if error is None else FAILED)
+            self._end(job, SUCCEEDED if error is None else FAILED, error)
             job.result = result
-            if error is not None:
-                job.error_code, job.error_message = error
             return job
 
-    def _end(self, job: Job, status: str) -> None:
-        """A terminal state: the lease ends, the media is to be deleted, the webhook (if any) is due."""
+    def _end(self, job: Job, status: str, error: tuple[str, str] | None = None) -> None:
+        """A terminal state: the lease ends, the media is to be deleted, the webhook (if any) is due and says
+        why a job that did not succeed ended."""
         job.status, job.finished_at = status, utcnow()
         job.lease_owner = job.lease_expires_at = None
         job.result = None
+        if error is not None:
+            job.error_code, job.error_message = error
         if job.callback_url:
             job.webhook_id = f"msg_{job.id}"
             job.webhook_event = event_body(job)

@@ -313,6 +313,18 @@ def test_uploads_can_wait_in_an_object_store(tmp_path: Path, monkeypatch: pytest
         assert eventually(lambda: uploads_in(bucket) == [])  # the upload is deleted once its job is done
 
 
+def test_an_event_of_a_job_that_did_not_succeed_says_why(tmp_path: Path) -> None:
+    """A cancelled job's event carries its error, as GET shows it: the receiver needs no second call."""
+    with webhook_receiver() as receiver, running_service(**job_settings(tmp_path, job_workers=0)) as service:
+        data = {"callback_url": receiver.url}
+        job_id = httpx.post(f"{service.base}/v1/jobs", files={"file": ("p.jpg", PHOTO)}, data=data).json()["job_id"]
+        cancelled = httpx.delete(f"{service.base}/v1/jobs/{job_id}").json()
+        assert eventually(lambda: len(receiver.deliveries) == 1)
+    (event,) = verified(receiver)
+    assert event["type"] == "job.cancelled" and event["error"] == cancelled["error"]
+    assert event["error"]["code"] == "cancelled"
+
+
 def test_the_object_store_keeps_lists_and_deletes_uploads(monkeypatch: pytest.MonkeyPatch) -> None:
     """What the orphan sweep relies on: every stored upload is listed by age, and deleting twice is fine."""
     import boto3
