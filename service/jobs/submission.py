@@ -20,6 +20,7 @@ from service.jobs.store import NewJob
 from service.jobs.webhooks import check_url, safe_address
 from service.runtime import Runtime
 from service.video.decode import ACCEPTED as CLIP_FORMATS
+from service.video.decode import ClipInfo
 
 
 class WebhooksOff(Exception):
@@ -35,16 +36,22 @@ async def check_callback(jobs: Jobs, url: str) -> None:
     await safe_address(host, port, webhooks.allow_private)
 
 
+async def checked_clip(runtime: Runtime, data: bytes, fps: float) -> ClipInfo:
+    """A clip checked now as /v1/video would, to its first frame (ImageRejected if it fails): what it declares."""
+    clip = await opened_clip(runtime, data, fps)
+    try:
+        if not await asyncio.to_thread(clip.first_frame_decodes):
+            runtime.metrics.rejected.labels("undecodable").inc()
+            raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
+        return clip.info
+    finally:
+        clip.close()
+
+
 async def checked_kind(runtime: Runtime, data: bytes, fps: float) -> Literal["video", "photo"]:
     """A clip or a photo, checked now as the synchronous endpoint would (ImageRejected if not)."""
     if sniff_container(data) is not None:
-        clip = await opened_clip(runtime, data, fps)
-        try:
-            if not await asyncio.to_thread(clip.first_frame_decodes):
-                runtime.metrics.rejected.labels("undecodable").inc()
-                raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
-        finally:
-            clip.close()
+        await checked_clip(runtime, data, fps)
         return "video"
     if sniff_format(data) is not None or not data:
         s = runtime.settings

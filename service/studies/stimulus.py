@@ -7,10 +7,10 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from service.answers import opened_clip
 from service.inference.errors import ImageRejected
 from service.inference.imaging import sniff_container
 from service.jobs.media import MediaStore
+from service.jobs.submission import checked_clip
 from service.runtime import Runtime
 from service.studies.schema import Study
 from service.studies.store import StudyStore
@@ -52,14 +52,7 @@ async def keep_stimulus(
     if container is None:
         runtime.metrics.rejected.labels("unsupported_type").inc()
         raise ImageRejected(415, "unsupported_type", f"a stimulus is a clip ({CLIP_FORMATS})")
-    clip = await opened_clip(runtime, data, 1.0)
-    try:
-        if not await asyncio.to_thread(clip.first_frame_decodes):
-            runtime.metrics.rejected.labels("undecodable").inc()
-            raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
-        info = clip.info
-    finally:
-        clip.close()
+    info = await checked_clip(runtime, data, 1.0)
     duration_s = round(info.duration_ms / 1000, 3)
     if abs(duration_s - study.stimulus_duration_s) > DURATION_TOLERANCE_S:
         raise StimulusMismatch(

@@ -16,14 +16,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from service.api.deps import JobsDep, ReadyRuntimeDep, SingleFile, StimuliDep
 from service.api.errors import ApiError
 from service.api.routes.demo import STATIC_DIR
 from service.api.routes.links import RangeHeader, stimulus_response
 from service.api.routes.studies import ATTRIBUTES, parsed_attributes
-from service.inference.errors import ImageRejected
 from service.inference.imaging import decode_image
 from service.ops.rates import RateLimiter
 from service.options import SessionOrigin
@@ -131,11 +130,7 @@ async def face_check(joined: ParticipationDep, runtime: ReadyRuntimeDep, request
     def faces() -> int:
         return len(runtime.pipeline.detector.detect(decode_image(data, FACE_CHECK_BYTES, FACE_CHECK_PIXELS)))
 
-    try:
-        found = await asyncio.to_thread(faces)
-    except ImageRejected as rejection:
-        raise ApiError(rejection.status, rejection.reason, rejection.message) from None
-    return {"faces": found}
+    return {"faces": await asyncio.to_thread(faces)}
 
 
 class Outcome(BaseModel):
@@ -150,14 +145,6 @@ async def outcome(joined: ParticipationDep, ended: Outcome) -> Response:
     return Response(status_code=204)
 
 
-class Measured(BaseModel):
-    """What the page measured while the ad played."""
-
-    offset_s: float = Field(ge=0, le=3600)
-    lead_in_s: float = Field(ge=0, le=3600)
-    visible_share: float = Field(ge=0, le=1)
-
-
 @router.post("/watch/{token}/sessions", status_code=202, dependencies=[SingleFile])
 async def watch_session(
     joined: ParticipationDep,
@@ -165,26 +152,25 @@ async def watch_session(
     jobs: JobsDep,
     file: Annotated[UploadFile, File()],
     viewer: Annotated[str, Form(min_length=1, max_length=256)],
-    offset_s: Annotated[float, Form()],
-    lead_in_s: Annotated[float, Form()],
-    visible_share: Annotated[float, Form()],
+    offset_s: Annotated[float, Form(ge=0, le=3600, description="Where the ad starts in the recording.")],
+    lead_in_s: Annotated[float, Form(ge=0, le=3600, description="How long the camera ran before the recording.")],
+    visible_share: Annotated[float, Form(ge=0, le=1, description="Share of the ad played with the tab visible.")],
     attributes: Annotated[str | None, Form(max_length=4096)] = None,
 ) -> dict:
     """The viewer's webcam recording, made while the ad played, as one session of the link's study."""
-    measured = validated(Measured, offset_s=offset_s, lead_in_s=lead_in_s, visible_share=visible_share)
     link = joined.link
     if link.full:
         raise LinkFull("this test has all the sessions it needs")
     if link.link.mode != "upload":
         raise ApiError(409, "wrong_mode", "this link analyses on the device: it takes traces, not recordings")
     origin = SessionOrigin(
-        source="link", mode="upload", link_id=link.link.id, **measured.model_dump(exclude={"offset_s"})
+        source="link", mode="upload", link_id=link.link.id, lead_in_s=lead_in_s, visible_share=visible_share
     )
     upload = SessionUpload(
         joined.study.owner,
         await file.read(),
         viewer,
-        measured.offset_s,
+        offset_s,
         None,
         None,
         parsed_attributes(attributes),
@@ -194,11 +180,3 @@ async def watch_session(
     if view is None:
         raise LinkRefused("this study was deleted")
     return {"session_id": view.id, "status": view.status}
-
-
-def validated(model: type[BaseModel], **values: object) -> BaseModel:
-    try:
-        return model(**values)
-    except ValidationError as error:
-        problem = error.errors()[0]
-        raise ApiError(422, "invalid_request", f"{problem['loc'][0]}: {problem['msg']}") from None
