@@ -237,8 +237,9 @@ def test_the_page_is_locked_down_and_a_flood_is_limited(service: LiveService, st
     full = httpx.post(f"{base}{link['url']}/sessions", files=clip, data={**form, "viewer": "another"})
     assert full.status_code == 409 and full.json()["error"]["code"] == "link_full"
     codes = [httpx.post(f"{base}{link['url']}/outcome", json={"status": "error"}) for _ in range(100)]
-    assert [c.status_code for c in codes].count(204) < 80 and codes[-1].status_code == 429
-    assert 1 <= int(codes[-1].headers["retry-after"]) <= 60 and codes[-1].json()["error"]["code"] == "rate_limited"
+    refused = [c for c in codes if c.status_code == 429]  # a token comes back every second: count, not order
+    assert [c.status_code for c in codes].count(204) < 80 and len(refused) > 20
+    assert 1 <= int(refused[0].headers["retry-after"]) <= 60 and refused[0].json()["error"]["code"] == "rate_limited"
     other = new_link(base, study)["url"]  # another link is not slowed by this one's flood
     assert httpx.post(f"{base}{other}/outcome", json={"status": "error"}).status_code == 204
 
