@@ -66,6 +66,8 @@ class LinkSettings:
     requests_per_min: int
     camera_check_s: float
     default_expiry_h: float
+    device_model: str  # what on-device sessions of a study not yet pinned run
+    min_device_fps: float  # an on-device session analysed more slowly does not count
 
 
 # A list given as one comma-separated variable (EMOTION_EMOTION_MODELS=emotion,emotion-fast), not JSON.
@@ -213,6 +215,18 @@ class Settings(BaseSettings):
     link_camera_check_s: float = Field(
         30.0, gt=0, le=600, description="A participant whose face is not seen within this is screened out."
     )
+    link_device_model: str = Field(
+        "emotion-fast",
+        description="The emotion model on-device links run in the viewer's browser, for a study whose sessions "
+        "have not pinned one yet.",
+    )
+    link_min_device_fps: float = Field(
+        3.0,
+        ge=1,
+        le=30,
+        description="On-device sessions must analyse at least this many frames a second: a slower browser falls "
+        "back to an upload where its link allows, or ends with status=error.",
+    )
     media_orphan_age_s: float = Field(
         600.0,
         gt=0,
@@ -316,7 +330,14 @@ class Settings(BaseSettings):
     @property
     def links(self) -> LinkSettings:
         secrets = tuple(s.strip() for s in self.link_secret.get_secret_value().split(",") if s.strip())
-        return LinkSettings(secrets, self.link_requests_per_min, self.link_camera_check_s, 168.0)
+        return LinkSettings(
+            secrets,
+            self.link_requests_per_min,
+            self.link_camera_check_s,
+            168.0,
+            self.link_device_model,
+            self.link_min_device_fps,
+        )
 
     @property
     def studies(self) -> StudySettings:

@@ -55,6 +55,7 @@ class SessionOrigin(BaseModel):
     link_id: str | None = None
     visible_share: float | None = Field(None, ge=0, le=1)
     lead_in_s: float | None = Field(None, ge=0, le=3600)
+    analysed_fps: float | None = Field(None, ge=0, le=60)  # on-device: the frame rate the viewer's browser kept
 
 
 class SessionJob(BaseModel):

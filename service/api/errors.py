@@ -17,6 +17,7 @@ from service.jobs.webhooks import UnsafeTarget
 from service.ops.rates import RateLimited
 from service.studies.compare import EmptyStudy
 from service.studies.links import LinkFull, LinkRefused
+from service.studies.on_device import TraceRefused
 from service.studies.segments import SegmentTooSmall
 from service.studies.sessions import DuplicateViewer, StudyModelPinned
 from service.studies.stimulus import StimulusMismatch
@@ -44,6 +45,7 @@ SUBMISSION_ERRORS = {
     StimulusMismatch: (409, "stimulus_duration_mismatch", None),
     LinkRefused: (403, "link_refused", None),
     LinkFull: (409, "link_full", None),
+    TraceRefused: (422, "invalid_trace", None),
 }
 
 

@@ -18,17 +18,16 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from service.config import LinkSettings
 from service.jobs.database import utcnow
+from service.studies.models import LinkMode
 from service.studies.schema import Study, StudyLink, StudySession
 
 log = logging.getLogger(__name__)
-LinkMode = Literal["upload", "on-device"]
 
 
 class LinkRefused(Exception):

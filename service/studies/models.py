@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.options import Attributes
 from service.schemas import ModelRef
 
-SessionState = Literal["queued", "analysed", "excluded", "failed"]
+SessionState = Literal["queued", "receiving", "analysed", "excluded", "failed"]
+LinkMode = Literal["upload", "on-device", "on-device-or-upload"]
 Interval = tuple[float | None, float | None]
 
 
@@ -71,7 +73,7 @@ class SessionAccepted(BaseModel):
 
 class SessionInfo(BaseModel):
     session_id: str
-    job_id: str
+    job_id: str | None = Field(description="The analysis job; null for a session analysed on the viewer's device.")
     viewer: str | None = Field(None, description="The client's pseudonymous viewer id, as sent.")
     offset_s: float
     created_at: datetime
@@ -88,6 +90,7 @@ class SessionInfo(BaseModel):
     lead_in_s: float | None = Field(
         None, description="Seconds the camera ran before the recording began (links): where the camera's feed was."
     )
+    analysed_fps: float | None = Field(None, description="On-device: frames a second the viewer's browser analysed.")
 
 
 class SessionList(BaseModel):
@@ -278,8 +281,11 @@ class StimulusOut(BaseModel):
 class LinkCreate(BaseModel):
     model_config = ConfigDict(strict=True)
 
-    mode: Literal["upload", "on-device"] = Field(
-        "upload", description="upload: the webcam recording is sent and analysed by the service."
+    mode: LinkMode = Field(
+        "upload",
+        description="upload: the webcam recording is sent and analysed by the service. on-device: the viewer's "
+        "browser analyses the webcam and sends per-second traces only; a browser that cannot keep up is screened "
+        "out. on-device-or-upload: on the device where it can keep up, else an upload.",
     )
     return_url: str | None = Field(
         None,
@@ -294,7 +300,7 @@ class LinkCreate(BaseModel):
 class LinkInfo(BaseModel):
     link_id: str
     url: str = Field(description="The participant page's path: append ?viewer=ID and a.KEY=VALUE answers.")
-    mode: str
+    mode: LinkMode
     return_url: str | None
     expires_at: datetime
     revoked_at: datetime | None
@@ -308,3 +314,50 @@ class LinkInfo(BaseModel):
 
 class LinkList(BaseModel):
     links: list[LinkInfo]
+
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+PROBABILITY_SUM_TOLERANCE = 1e-3
+
+
+class DeviceSecond(BaseModel):
+    """One second of the ad as the viewer's browser analysed it: what a recording's analysis reduces a
+    second to."""
+
+    analysed: int = Field(ge=0, le=60, description="Frames analysed in the second, with a face or not.")
+    faces: int = Field(ge=0, le=60, description="Of those, frames in which the viewer's face was found.")
+    probabilities: list[Probability] | None = Field(
+        None, max_length=32, description="Median probability of each class over those frames; null without a face."
+    )
+    yaw_deg: float | None = Field(None, ge=0, le=90, description="Median |yaw| of the face over those frames.")
+    pitch_deg: float | None = Field(None, ge=0, le=90, description="Median |pitch| of the face over those frames.")
+
+    @model_validator(mode="after")
+    def consistent(self) -> DeviceSecond:
+        if self.faces > self.analysed:
+            raise ValueError("faces cannot exceed analysed")
+        if (self.faces == 0) != (self.probabilities is None):
+            raise ValueError("probabilities are given exactly when faces were found")
+        if self.probabilities is not None and abs(sum(self.probabilities) - 1) > PROBABILITY_SUM_TOLERANCE:
+            raise ValueError("probabilities must sum to 1")
+        return self
+
+
+class DeviceTraceIn(BaseModel):
+    """What an on-device participant page sends: progress while the ad plays, then the final trace."""
+
+    viewer: str = Field(min_length=1, max_length=256)
+    attributes: Attributes = Field(default_factory=dict)
+    final: bool = Field(description="The last post of the session: its outcome is judged and recorded.")
+    model: ModelRef = Field(description="The emotion graph the page ran: the study's pinned name and version.")
+    offset_s: float = Field(ge=0, le=3600, description="Where the ad started on the page's clock.")
+    lead_in_s: float = Field(ge=0, le=3600, description="How long the camera ran before the page's clock started.")
+    recording_s: float = Field(ge=0, le=7200, description="How long the page analysed the camera, on its clock.")
+    visible_share: float = Field(ge=0, le=1, description="Share of the ad played with the tab visible.")
+    analysed_fps: float = Field(ge=0, le=60, description="Frames a second the page analysed.")
+    seconds: list[DeviceSecond] = Field(max_length=3600, description="One per second of the ad, from its start.")
+
+
+class DeviceTraceAccepted(BaseModel):
+    session_id: str
+    status: SessionState

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.jobs.schema import Base
 
 QUEUED, ANALYSED, EXCLUDED, FAILED = "queued", "analysed", "excluded", "failed"
+RECEIVING = "receiving"  # on-device: traces arriving while the viewer watches
 
 
 class Study(Base):
@@ -47,7 +48,7 @@ class StudyLink(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     study_id: Mapped[str] = mapped_column(String(32), ForeignKey("studies.id", ondelete="CASCADE"), index=True)
-    mode: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(24))
     return_url: Mapped[str | None] = mapped_column(String(2048))
     max_sessions: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime())
@@ -65,7 +66,7 @@ class StudySession(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     study_id: Mapped[str] = mapped_column(String(32), ForeignKey("studies.id", ondelete="CASCADE"), index=True)
-    job_id: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str | None] = mapped_column(String(32))  # None: analysed on the viewer's device
     viewer: Mapped[str | None] = mapped_column(String(256))
     offset_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime())
@@ -82,3 +83,4 @@ class StudySession(Base):
     link_id: Mapped[str | None] = mapped_column(String(32), index=True)
     visible_share: Mapped[float | None] = mapped_column(Float)
     lead_in_s: Mapped[float | None] = mapped_column(Float)
+    analysed_fps: Mapped[float | None] = mapped_column(Float)

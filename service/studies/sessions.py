@@ -22,7 +22,7 @@ from service.results import model_refs
 from service.runtime import Runtime
 from service.studies.schema import ANALYSED, EXCLUDED, Study
 from service.studies.store import ModelPinned, SessionView, StudyStore
-from service.studies.trace import AttentionLimits, exclusion, stimulus_seconds, viewer_trace
+from service.studies.trace import AttentionLimits, exclusion, stimulus_seconds, trace_of, viewer_trace
 from service.video.decode import ACCEPTED as CLIP_FORMATS
 
 SESSION = "session"
@@ -120,7 +120,8 @@ def session_kinds(runtime: Runtime, jobs: Jobs) -> dict[str, KindAnswer]:
         duration, offset = options.stimulus_duration_s, options.offset_s
         limits = AttentionLimits(settings.max_yaw_deg, settings.max_pitch_deg)
         frame_size = (clip.info.width, clip.info.height)
-        trace = viewer_trace(tracks, frame_size, offset, stimulus_seconds(duration), limits, analysed_ms)
+        seconds = viewer_trace(tracks, frame_size, offset, stimulus_seconds(duration), analysed_ms)
+        trace = trace_of(seconds, limits)
         reason = exclusion(trace, clip.length_ms / 1000, offset, duration, settings.min_presence)
         status = EXCLUDED if reason else ANALYSED
         models = {role: ref.model_dump() for role, ref in model_refs(runtime.models(emotion)).items()}

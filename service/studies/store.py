@@ -18,7 +18,7 @@ from service.jobs.schema import FINISHED, RUNNING, Job
 from service.jobs.store import cut_page, event_row, keyset_page
 from service.options import SessionJob, SessionOrigin
 from service.studies.models import StudyCreate
-from service.studies.schema import ANALYSED, FAILED, QUEUED, Study, StudyLink, StudySession
+from service.studies.schema import ANALYSED, FAILED, QUEUED, RECEIVING, Study, StudyLink, StudySession
 from service.studies.trace import Trace
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ class SessionView:
     """A session as clients see it: its state follows its analysis job until a trace is recorded."""
 
     id: str
-    job_id: str
+    job_id: str | None  # None: analysed on the viewer's device
     viewer: str | None
     offset_s: float
     created_at: datetime
@@ -104,7 +104,8 @@ class StudyStore:
             study = session.scalars(select(Study).where(Study.id == study_id, Study.owner == owner)).first()
             if study is None:
                 return None
-            job_ids = list(session.scalars(select(StudySession.job_id).where(StudySession.study_id == study_id)))
+            of_study = (StudySession.study_id == study_id, StudySession.job_id.is_not(None))
+            job_ids = list(session.scalars(select(StudySession.job_id).where(*of_study)))
             session.execute(delete(StudySession).where(StudySession.study_id == study_id))
             session.execute(delete(StudyLink).where(StudyLink.study_id == study_id))
             session.delete(study)
@@ -133,11 +134,11 @@ class StudyStore:
         with self.sessions() as session:
             return session.scalars(query.limit(1)).first() is not None
 
-    def session_job(self, study_id: str, session_id: str) -> str | None:
-        """The analysis job of one of the study's sessions; None if the study has no such session."""
+    def session_of(self, study_id: str, session_id: str) -> StudySession | None:
+        """One of the study's sessions; None if the study has no such session."""
         with self.sessions() as session:
             row = session.get(StudySession, session_id)
-            return row.job_id if row is not None and row.study_id == study_id else None
+            return row if row is not None and row.study_id == study_id else None
 
     def delete_session(self, session_id: str) -> None:
         """Erase one session and its trace (cancel its job first, so an analysis under way writes nothing)."""
@@ -176,6 +177,28 @@ class StudyStore:
                 self._announce(session, row)
 
         self._retrying(write)
+
+    def save_device_session(self, new: StudySession) -> str | None:
+        """An on-device session's latest traces: its viewer's `receiving` session from the same link is
+        updated (the first post makes it); a final status is announced as a recorded analysis is. The
+        session's id; None if the viewer has another session in the study."""
+
+        def write(session: Session) -> str | None:
+            query = select(StudySession).where(StudySession.study_id == new.study_id, StudySession.viewer == new.viewer)
+            row = session.scalars(query.limit(1)).first()
+            if row is None:
+                session.add(new)
+                row = new
+            elif row.status != RECEIVING or row.link_id != new.link_id:
+                return None
+            else:
+                for column in ("status", "reason", "trace", "offset_s", "visible_share", "lead_in_s", "analysed_fps"):
+                    setattr(row, column, getattr(new, column))
+            if row.status != RECEIVING:
+                self._announce(session, row)
+            return row.id
+
+        return self._retrying(write)
 
     def _announce(self, session: Session, row: StudySession) -> None:
         """The study's events for an analysed session, in the transaction that records it: the session's,
@@ -295,5 +318,6 @@ def session_view(row: StudySession, job_status: str | None, job_error: str | Non
             link_id=row.link_id,
             visible_share=row.visible_share,
             lead_in_s=row.lead_in_s,
+            analysed_fps=row.analysed_fps,
         ),
     )

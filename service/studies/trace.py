@@ -21,13 +21,36 @@ class AttentionLimits:
     max_yaw_deg: float
     max_pitch_deg: float
 
-    def attentive(self, faces: Faces) -> bool:
-        """Turned to the screen: the median yaw and pitch of the second's faces within the limits."""
-        poses = [pose[:2] for pose in map(head_pose, faces.landmarks) if pose is not None]
-        if not poses:
+    def attentive(self, yaw_deg: float | None, pitch_deg: float | None) -> bool:
+        """Turned to the screen: a second's median |yaw| and |pitch| within the limits (None: no pose)."""
+        if yaw_deg is None or pitch_deg is None:
             return False
-        yaw, pitch = np.median(np.abs(np.array(poses)), axis=0)
-        return bool(yaw <= self.max_yaw_deg and pitch <= self.max_pitch_deg)
+        return abs(yaw_deg) <= self.max_yaw_deg and abs(pitch_deg) <= self.max_pitch_deg
+
+
+@dataclass(frozen=True)
+class SecondSummary:
+    """What one stimulus second of one viewer comes down to, wherever the frames were analysed (the server,
+    or the viewer's browser): how many frames were analysed in it, in how many the viewer's face was found,
+    and over those, the median probability of each class (renormalised to sum to 1) and the median |yaw|
+    and |pitch|."""
+
+    analysed: int
+    faces: int
+    probabilities: list[float] | None
+    yaw_deg: float | None
+    pitch_deg: float | None
+
+
+def second_summary(faces: Faces, analysed: int) -> SecondSummary:
+    """The summary of a second from the main face's frames in it."""
+    if not len(faces):
+        return SecondSummary(analysed, 0, None, None, None)
+    poses = [pose[:2] for pose in map(head_pose, faces.landmarks) if pose is not None]
+    yaw, pitch = (float(v) for v in np.median(np.abs(np.array(poses)), axis=0)) if poses else (None, None)
+    medians = np.median(faces.probabilities, axis=0)
+    probabilities = [float(v) for v in medians / medians.sum()]  # a distribution again
+    return SecondSummary(analysed, len(faces), probabilities, yaw, pitch)
 
 
 @dataclass(frozen=True)
@@ -78,24 +101,27 @@ def viewer_trace(
     frame_size: tuple[int, int],
     offset_s: float,
     seconds: int,
-    limits: AttentionLimits,
     analysed_ms: list[float],
-) -> Trace:
-    """Per stimulus second t (recording time offset_s + t to offset_s + t + 1): the median of each class's
-    probability over the main face's frames in that second, and whether the face was attending. A second
-    counts only when the face was found in at least half of the frames analysed in it (`analysed_ms`:
-    the time of every analysed frame, with a face or not): one frame of a face turning away is not a
-    viewer's second. Probabilities are in the model's class order; `frame_size` is (width, height)."""
+) -> list[SecondSummary]:
+    """Per stimulus second t (recording time offset_s + t to offset_s + t + 1): the summary of the main
+    face's frames in that second, against the count of every frame analysed in it (`analysed_ms`: the
+    time of every analysed frame, with a face or not). `frame_size` is (width, height)."""
     times_ms, faces = main_face(tracks, *frame_size)
     analysed = np.bincount(second_of(np.asarray(analysed_ms, float), offset_s, seconds), minlength=seconds + 1)
     face_seconds = second_of(times_ms, offset_s, seconds)
+    return [second_summary(faces[face_seconds == t], int(analysed[t])) for t in range(seconds)]
+
+
+def trace_of(seconds: list[SecondSummary], limits: AttentionLimits) -> Trace:
+    """The viewer's trace: a second counts only when the face was found in at least half of the frames
+    analysed in it (one frame of a face turning away is not a viewer's second); it keeps the median
+    probabilities (model class order) and whether the face was turned to the screen."""
     probabilities: list[list[float] | None] = []
     attentive: list[bool] = []
-    for t in range(seconds):
-        group = faces[face_seconds == t]
-        if len(group) and 2 * len(group) >= analysed[t]:
-            probabilities.append([round(float(v), 5) for v in np.median(group.probabilities, axis=0)])
-            attentive.append(limits.attentive(group))
+    for second in seconds:
+        if second.faces and second.probabilities is not None and 2 * second.faces >= second.analysed:
+            probabilities.append([round(v, 5) for v in second.probabilities])
+            attentive.append(limits.attentive(second.yaw_deg, second.pitch_deg))
         else:
             probabilities.append(None)
             attentive.append(False)

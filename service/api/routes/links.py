@@ -14,18 +14,19 @@ from service.api.deps import JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile, Sti
 from service.api.errors import ApiError
 from service.api.routes.studies import NOT_FOUND, owned_study, studies_of
 from service.api.routes.uploads import ERRORS
+from service.inference.errors import UnknownModel
 from service.jobs.database import as_utc
 from service.jobs.media import MediaStore
 from service.schemas import ErrorResponse
 from service.studies.links import LinkSigner, LinkStore, LinkView
 from service.studies.models import LinkCreate, LinkInfo, LinkList, StimulusOut
+from service.studies.on_device import device_model
 from service.studies.schema import Study
 from service.studies.stimulus import RangeNotSatisfiable, byte_range, keep_stimulus
 from service.video.decode import ACCEPTED as CLIP_FORMATS
 
 router = APIRouter(tags=["studies"])
 CHUNK_BYTES = 1 << 20
-ON_DEVICE_UNAVAILABLE = "on-device links need the in-browser analysis, which this version does not serve"
 
 
 async def get_signer(request: Request) -> LinkSigner:
@@ -117,15 +118,26 @@ def link_info(view: LinkView, signer: LinkSigner) -> LinkInfo:
     responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The study has no stimulus yet."}},
 )
 async def create_link(
-    study_id: str, new: LinkCreate, jobs: JobsDep, owner: OwnerDep, signer: SignerDep, response: Response
+    study_id: str,
+    new: LinkCreate,
+    jobs: JobsDep,
+    owner: OwnerDep,
+    signer: SignerDep,
+    runtime: ReadyRuntimeDep,
+    response: Response,
 ) -> LinkInfo:
     """A participant link: send its `url` to a panel, with `?viewer=ID` and the respondents' own answers
     as `a.KEY=VALUE`."""
     study = await owned_study(studies_of(jobs), owner, study_id)
     if study.stimulus_media is None:
         raise ApiError(409, "no_stimulus", "upload the ad first: PUT /v1/studies/{id}/stimulus")
-    if new.mode == "on-device":
-        raise ApiError(422, "mode_unavailable", ON_DEVICE_UNAVAILABLE)
+    if new.mode != "upload":
+        try:
+            device_model(runtime, study, runtime.settings.links.device_model)
+        except UnknownModel:
+            wanted = study.model_name or runtime.settings.links.device_model
+            message = f"on-device links run {wanted}, which this service does not serve"
+            raise ApiError(422, "mode_unavailable", message) from None
     store = LinkStore(jobs.store.engine)
     link = await asyncio.to_thread(store.create, study, new.mode, new.return_url, new.expires_in_h, new.max_sessions)
     response.headers["Location"] = f"/v1/studies/{study.id}/links"

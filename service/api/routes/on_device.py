@@ -55,7 +55,12 @@ async def runtime_file(name: str, request: Request) -> Response:
     if name not in RUNTIME_FILES:
         raise ApiError(404, "not_found", "no such runtime file")
     data = await asyncio.to_thread(read_runtime_file, folder, name)
-    headers = {"Cache-Control": FOREVER, "Cross-Origin-Resource-Policy": "same-origin"}
+    # A worker started from a cross-origin isolated page must itself declare that it embeds nothing foreign.
+    headers = {
+        "Cache-Control": FOREVER,
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "Cross-Origin-Embedder-Policy": "require-corp",
+    }
     if stored_name(name) != name:
         headers["Content-Encoding"] = "gzip"
     return Response(data, media_type=RUNTIME_TYPES[Path(name).suffix], headers=headers)
@@ -103,8 +108,13 @@ async def browser_graph(name: str, runtime: ReadyRuntimeDep) -> BrowserGraph:
 
 @router.get("/models/{name}/{version}/graph.onnx", response_class=Response)
 async def graph_file(name: str, version: str, runtime: ReadyRuntimeDep) -> Response:
-    stored = served_graph(runtime, name)
+    return await graph_response(served_graph(runtime, name), version)
+
+
+async def graph_response(stored: StoredModel, version: str, headers: dict[str, str] | None = None) -> Response:
+    """The graph's bytes if it is served at this version (404 otherwise: the page is out of date)."""
     if stored.version != version:
-        raise ApiError(404, "not_found", f"{name} is served at version {stored.version}")
+        raise ApiError(404, "not_found", f"{stored.name} is served at version {stored.version}")
     data = await asyncio.to_thread(graph_bytes, stored.onnx_path)
-    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "private, max-age=86400"})
+    headers = {"Cache-Control": "private, max-age=86400", **(headers or {})}
+    return Response(data, media_type="application/octet-stream", headers=headers)

@@ -251,10 +251,11 @@ async def delete_session(study_id: str, session_id: str, jobs: JobsDep, owner: O
     and the reports change with it."""
     store = studies_of(jobs)
     study = await owned_study(store, owner, study_id)
-    job_id = await asyncio.to_thread(store.session_job, study.id, session_id)
-    if job_id is None:
+    row = await asyncio.to_thread(store.session_of, study.id, session_id)
+    if row is None:
         raise ApiError(404, "not_found", "no such session in this study")
-    await asyncio.to_thread(jobs.cancel, owner, job_id)  # first: an analysis under way then writes nothing
+    if row.job_id is not None:  # first: an analysis under way then writes nothing
+        await asyncio.to_thread(jobs.cancel, owner, row.job_id)
     await asyncio.to_thread(store.delete_session, session_id)
     return Response(status_code=204)
 

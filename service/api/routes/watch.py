@@ -1,10 +1,11 @@
 """A participant link: the page a panel's respondent opens, and the few calls it makes.
 
 The token in the path is the link's capability and its only key: it reaches the page, the study's ad,
-the camera check and the upload of one session per viewer of that study, and nothing else (no report,
-no session list, no other study). Every call is rate-limited per link. The page is served with a
-strict Content-Security-Policy, no referrer (the token never leaks to the return URL), and the
-cross-origin isolation headers WebAssembly threads need.
+the camera check, the graphs an on-device page runs, and one session per viewer of that study (a
+recording, or on-device traces), and nothing else (no report, no session list, no other study).
+Every call is rate-limited per link. The page is served with a strict Content-Security-Policy, no
+referrer (the token never leaks to the return URL), and the cross-origin isolation headers WebAssembly
+threads need.
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ from service.api.deps import JobsDep, ReadyRuntimeDep, SingleFile, StimuliDep
 from service.api.errors import ApiError
 from service.api.routes.demo import STATIC_DIR
 from service.api.routes.links import RangeHeader, stimulus_response
+from service.api.routes.on_device import BrowserGraph, describe, graph_response
 from service.api.routes.studies import ATTRIBUTES, parsed_attributes
 from service.inference.imaging import decode_image
+from service.inference.model_store import StoredModel
 from service.ops.rates import RateLimiter
 from service.options import SessionOrigin
+from service.runtime import Runtime
 from service.studies.links import LinkFull, LinkRefused, LinkStore, LinkView
+from service.studies.models import DeviceTraceAccepted, DeviceTraceIn
+from service.studies.on_device import device_model, save_device_trace
 from service.studies.schema import Study
 from service.studies.sessions import SessionUpload, submit_session
 from service.studies.store import StudyStore
@@ -109,8 +115,17 @@ async def watch_page(token: str, request: Request, jobs: JobsDep) -> HTMLRespons
         "cameraCheckS": request.app.state.settings.links.camera_check_s,
         "already": seen,
         "full": link.full,
+        **(device_config(token, request.app.state.runtime, study) if link.link.mode != "upload" else {}),
     }
     return page(200, config)
+
+
+def device_config(token: str, runtime: Runtime, study: Study) -> dict:
+    """What an on-device page needs: where its two graphs are described, and the frame rate it must keep."""
+    models = f"/watch/{token}/models"
+    emotion = device_model(runtime, study, runtime.settings.links.device_model)
+    graphs = {"detector": f"{models}/detector/browser", "emotion": f"{models}/{emotion}/browser"}
+    return {"device": graphs, "minFps": runtime.settings.links.min_device_fps}
 
 
 @router.get("/watch/{token}/stimulus")
@@ -161,7 +176,7 @@ async def watch_session(
     link = joined.link
     if link.full:
         raise LinkFull("this test has all the sessions it needs")
-    if link.link.mode != "upload":
+    if link.link.mode == "on-device":
         raise ApiError(409, "wrong_mode", "this link analyses on the device: it takes traces, not recordings")
     origin = SessionOrigin(
         source="link", mode="upload", link_id=link.link.id, lead_in_s=lead_in_s, visible_share=visible_share
@@ -180,3 +195,44 @@ async def watch_session(
     if view is None:
         raise LinkRefused("this study was deleted")
     return {"session_id": view.id, "status": view.status}
+
+
+def device_graph(runtime: Runtime, joined: Participation, name: str) -> StoredModel:
+    """The two graphs an on-device page runs: the detector, and the study's emotion model."""
+    if joined.link.link.mode == "upload":
+        raise ApiError(404, "not_found", "this link analyses recordings on the service")
+    if name == "detector":
+        return runtime.detector_model
+    if name != device_model(runtime, joined.study, runtime.settings.links.device_model):
+        raise ApiError(404, "not_found", "this link's page runs the detector and the study's emotion model only")
+    return runtime.emotion(name).stored
+
+
+@router.get("/watch/{token}/models/{name}/browser")
+async def watch_graph(token: str, name: str, joined: ParticipationDep, runtime: ReadyRuntimeDep) -> BrowserGraph:
+    """A graph the on-device page runs, described with its sha256, which the page checks."""
+    stored = device_graph(runtime, joined, name)
+    url = f"/watch/{token}/models/{name}/{stored.version}/graph.onnx"
+    return await asyncio.to_thread(describe, runtime, stored, url)
+
+
+@router.get("/watch/{token}/models/{name}/{version}/graph.onnx")
+async def watch_graph_file(name: str, version: str, joined: ParticipationDep, runtime: ReadyRuntimeDep) -> Response:
+    isolated = {"Cross-Origin-Resource-Policy": "same-origin"}
+    return await graph_response(device_graph(runtime, joined, name), version, isolated)
+
+
+@router.post("/watch/{token}/traces", status_code=202)
+async def watch_traces(
+    joined: ParticipationDep, runtime: ReadyRuntimeDep, jobs: JobsDep, sent: DeviceTraceIn
+) -> DeviceTraceAccepted:
+    """Per-second traces from a page analysing on the device: progress while the ad plays, then the final
+    post, which the quality gate judges. No image is ever sent."""
+    link = joined.link
+    if link.link.mode == "upload":
+        raise ApiError(409, "wrong_mode", "this link takes recordings, analysed by the service")
+    store = StudyStore(jobs.store.engine)
+    if link.full and not await asyncio.to_thread(store.viewer_seen, joined.study.id, sent.viewer):
+        raise LinkFull("this test has all the sessions it needs")
+    view = await save_device_trace(runtime, store, joined.study, link.link.id, sent)
+    return DeviceTraceAccepted(session_id=view.id, status=view.status)

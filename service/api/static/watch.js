@@ -1,11 +1,22 @@
-// The participant page of an ad test: consent, a camera check, the ad with the webcam recorded in step
-// with the player's clock, the upload, then back to the panel with the respondent's status.
+// The participant page of an ad test: consent, a camera check, the ad with the webcam recorded or
+// analysed on this device in step with the player's clock, the upload of the recording or of the
+// per-second traces, then back to the panel with the respondent's status.
 const settings = JSON.parse(document.getElementById("settings").textContent);
 const base = `/watch/${settings.token}`;
 const CHECK_EVERY_MS = 500;
 const FACE_FOR_MS = 1000; // a face seen this long passes the camera check
 const TAIL_MS = 600; // recorded after the ad ends, so the recording covers all of it
+const MAX_FPS = 10; // on the device: frames analysed a second at most
+const PROGRESS_EVERY_MS = 5000; // on the device: traces sent this often while the ad plays
+const SPEED_FRAMES = 5; // on the device: the camera check judges the frame rate over this many frames
+const OPEN_WITHIN_MS = 30000; // on the device: the runtime and graphs must be ready by then
 const $ = (id) => document.getElementById(id);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// "on-device" or "upload": where the webcam's picture is analysed. An on-device-or-upload link starts on
+// the device and falls back to an upload if this browser cannot keep up.
+let analysis = settings.device ? "on-device" : "upload";
+let step = null; // the face step, when analysing on the device
 
 function show(id) {
   for (const section of document.querySelectorAll("main > section")) section.hidden = section.id !== id;
@@ -56,8 +67,79 @@ async function faceCount(canvas) {
   return (await answer.json()).faces;
 }
 
+async function serverCheck(deadline) {
+  const canvas = document.createElement("canvas");
+  canvas.width = 320;
+  canvas.height = 240;
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  let seenSince = null;
+  while (performance.now() < deadline) {
+    context.drawImage($("preview"), 0, 0, canvas.width, canvas.height);
+    const light = brightness(context, canvas.width, canvas.height);
+    $("lighting").textContent = light < 60 ? "It is rather dark: turn on a light in front of you." : light > 210 ? "It is very bright: move away from the light behind you." : "";
+    const faces = await faceCount(canvas).catch(() => 0);
+    if (faceSeen(faces > 0, seenSince)) return "passed";
+    seenSince = faces > 0 ? seenSince ?? performance.now() : null;
+    await sleep(CHECK_EVERY_MS);
+  }
+  return "no_face";
+}
+
+// Whether a face has now been seen for long enough, with the status line kept up to date.
+function faceSeen(found, seenSince) {
+  $("check-status").textContent = found ? "Face found." : "Looking for your face…";
+  return found && seenSince !== null && performance.now() - seenSince >= FACE_FOR_MS;
+}
+
+// The camera check on this device: the face is looked for by the face step itself, which is timed on
+// the way: "slow" if it cannot keep the minimum frame rate.
+async function deviceCheck(deadline) {
+  const spent = [];
+  let seenSince = null;
+  while (performance.now() < deadline) {
+    const started = performance.now();
+    const frame = await createImageBitmap($("preview"));
+    const faces = await step.analyse(frame, frame.width, frame.height);
+    frame.close();
+    if (!spent.length) performance.mark("first-analysed-frame");
+    spent.push(performance.now() - started);
+    const recent = spent.slice(-SPEED_FRAMES);
+    if (recent.length === SPEED_FRAMES && 1000 / median(recent) < settings.minFps) return "slow";
+    if (faceSeen(faces.length > 0, seenSince) && spent.length >= SPEED_FRAMES) return "passed";
+    seenSince = faces.length ? seenSince ?? performance.now() : null;
+    await sleep(Math.max(0, 1000 / MAX_FPS - (performance.now() - started)));
+  }
+  return "no_face";
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1];
+}
+
+async function openStep() {
+  try {
+    const { FaceStep } = await import("/static/facestep.js");
+    const late = sleep(OPEN_WITHIN_MS).then(() => Promise.reject(new Error("the analysis did not start in time")));
+    step = await Promise.race([FaceStep.open(settings.device.detector, settings.device.emotion), late]);
+    performance.mark("step-opened");
+    return true;
+  } catch (error) {
+    return false;
+  }
+}
+
+// On the device where it can keep up; otherwise an upload, where the link allows one.
+async function fallBack() {
+  if (settings.mode !== "on-device-or-upload") return false;
+  analysis = "upload";
+  step = null;
+  return true;
+}
+
 async function cameraCheck() {
   show("check-step");
+  const opening = analysis === "on-device" ? openStep() : Promise.resolve(true);
   try {
     camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (error) {
@@ -66,31 +148,20 @@ async function cameraCheck() {
   }
   cameraOpenedAt = performance.now();
   $("preview").srcObject = camera;
-  const canvas = document.createElement("canvas");
-  canvas.width = 320;
-  canvas.height = 240;
-  const context = canvas.getContext("2d", { willReadFrequently: true });
+  await new Promise((resolve) => ($("preview").readyState >= 2 ? resolve() : $("preview").addEventListener("loadeddata", resolve, { once: true })));
   const deadline = cameraOpenedAt + settings.cameraCheckS * 1000;
-  let seenSince = null;
-  while (performance.now() < deadline) {
-    context.drawImage($("preview"), 0, 0, canvas.width, canvas.height);
-    const light = brightness(context, canvas.width, canvas.height);
-    $("lighting").textContent = light < 60 ? "It is rather dark: turn on a light in front of you." : light > 210 ? "It is very bright: move away from the light behind you." : "";
-    const faces = await faceCount(canvas).catch(() => 0);
-    if (faces > 0) {
-      seenSince ??= performance.now();
-      $("check-status").textContent = "Face found.";
-      if (performance.now() - seenSince >= FACE_FOR_MS) {
-        $("continue").disabled = false;
-        return;
-      }
-    } else {
-      seenSince = null;
-      $("check-status").textContent = "Looking for your face…";
-    }
-    await new Promise((resolve) => setTimeout(resolve, CHECK_EVERY_MS));
+  let outcome = "slow";
+  if (analysis === "on-device" && (await opening)) outcome = await deviceCheck(deadline);
+  if (outcome === "slow" && (analysis === "upload" || (await fallBack()))) outcome = await serverCheck(deadline);
+  if (outcome === "passed") {
+    $("continue").disabled = false;
+    return;
   }
   camera.getTracks().forEach((track) => track.stop());
+  if (outcome === "slow") {
+    await ended("error", "This device cannot analyse the video quickly enough, so you cannot take part in this test.");
+    return;
+  }
   await ended("screened_out", "Your face could not be seen clearly enough, so you cannot take part in this test.");
 }
 
@@ -100,21 +171,15 @@ function recorderFor(stream) {
   return new MediaRecorder(stream, { mimeType: type, videoBitsPerSecond: 1_000_000 });
 }
 
-async function watch() {
+// Play the ad once, start to end, measuring on the page's clock (from clockZero) when its first frame was
+// presented (told to onStart as soon as known) and how much of it played with the tab visible.
+async function playAd(clockZero, onStart = () => {}) {
   show("play-step");
   const ad = $("ad");
-  const chunks = [];
-  const recorder = recorderFor(camera);
-  recorder.ondataavailable = (event) => event.data.size && chunks.push(event.data);
-  const stopped = new Promise((resolve) => (recorder.onstop = resolve));
-  recorder.start(1000);
-  const recordingFrom = performance.now();
-  const leadIn = (recordingFrom - cameraOpenedAt) / 1000;
-
-  // The offset comes from the player's clock: the moment its first frame was presented.
   let offset = null;
   const firstFrame = (now, frame) => {
-    offset = (now - recordingFrom) / 1000 - (frame ? frame.mediaTime : 0);
+    offset = (now - clockZero) / 1000 - (frame ? frame.mediaTime : 0);
+    onStart(offset);
   };
   if ("requestVideoFrameCallback" in ad) ad.requestVideoFrameCallback(firstFrame);
   else ad.addEventListener("playing", () => offset ?? firstFrame(performance.now(), null), { once: true });
@@ -141,27 +206,105 @@ async function watch() {
   });
   await ad.play();
   await finished;
-  await new Promise((resolve) => setTimeout(resolve, TAIL_MS));
-  recorder.stop();
-  await stopped;
+  await sleep(TAIL_MS);
   document.removeEventListener("visibilitychange", onVisibility);
   onVisibility();
-  camera.getTracks().forEach((track) => track.stop());
   const playedMs = performance.now() - playedAt;
-  const visibleShare = Math.max(0, Math.min(1, 1 - hiddenMs / Math.max(playedMs, 1)));
-  return { recording: new Blob(chunks, { type: "video/webm" }), offset: offset ?? 0, leadIn, visibleShare };
+  return { offset: offset ?? 0, visibleShare: Math.max(0, Math.min(1, 1 - hiddenMs / Math.max(playedMs, 1))) };
+}
+
+async function record() {
+  const chunks = [];
+  const recorder = recorderFor(camera);
+  recorder.ondataavailable = (event) => event.data.size && chunks.push(event.data);
+  const stopped = new Promise((resolve) => (recorder.onstop = resolve));
+  recorder.start(1000);
+  const recordingFrom = performance.now();
+  const played = await playAd(recordingFrom);
+  recorder.stop();
+  await stopped;
+  camera.getTracks().forEach((track) => track.stop());
+  const leadIn = (recordingFrom - cameraOpenedAt) / 1000;
+  return { recording: new Blob(chunks, { type: "video/webm" }), leadIn, ...played };
+}
+
+// The ad with the webcam analysed here: frames as fast as this device allows (at most MAX_FPS), reduced
+// to per-second traces, sent every few seconds and at the end. No frame leaves the page.
+async function analyseOnDevice() {
+  const { ViewerTrace } = await import("/static/facestep.js");
+  const preview = $("preview");
+  const trace = new ViewerTrace(preview.videoWidth, preview.videoHeight);
+  const clockZero = performance.now();
+  const measured = { trace, clockZero, leadIn: (clockZero - cameraOpenedAt) / 1000, offset: null };
+  let running = true;
+  const analysing = (async () => {
+    while (running) {
+      const started = performance.now();
+      const frame = await createImageBitmap(preview);
+      const faces = await step.analyse(frame, frame.width, frame.height);
+      frame.close();
+      trace.add(started - clockZero, faces);
+      await sleep(Math.max(0, 1000 / MAX_FPS - (performance.now() - started)));
+    }
+  })();
+  const progress = setInterval(() => measured.offset !== null && sendTraces(measured, false), PROGRESS_EVERY_MS);
+  try {
+    Object.assign(measured, await playAd(clockZero, (offset) => (measured.offset = offset)));
+  } finally {
+    running = false;
+    clearInterval(progress);
+    await analysing;
+    camera.getTracks().forEach((track) => track.stop());
+  }
+  measured.recordingS = (performance.now() - clockZero) / 1000;
+  return measured;
+}
+
+// What the page sends from the device: per-second summaries of the ad's seconds so far (all of them in
+// the final post), how they were made, and nothing else.
+function traces(measured, final) {
+  const sinceZero = (performance.now() - measured.clockZero) / 1000;
+  const elapsed = sinceZero - measured.offset;
+  const seconds = Math.max(1, Math.floor(settings.durationS + 1e-9));
+  const count = final ? seconds : Math.max(0, Math.min(seconds, Math.floor(elapsed)));
+  const analysedS = (measured.trace.analysedMs.at(-1) ?? 0) / 1000 - (measured.trace.analysedMs[0] ?? 0) / 1000;
+  return {
+    viewer: settings.viewer,
+    attributes: settings.attributes,
+    final,
+    model: { name: step.emotion.described.name, version: step.emotion.described.version },
+    offset_s: Math.max(0, measured.offset),
+    lead_in_s: measured.leadIn,
+    recording_s: final ? measured.recordingS : sinceZero,
+    visible_share: measured.visibleShare ?? 1,
+    analysed_fps: analysedS > 0 ? Math.min(60, (measured.trace.analysedMs.length - 1) / analysedS) : 0,
+    seconds: measured.trace.seconds(measured.offset, count),
+  };
+}
+
+function sendTraces(measured, final) {
+  return fetch(`${base}/traces`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(traces(measured, final)),
+  });
 }
 
 async function send(measured) {
   show("send-step");
-  const form = new FormData();
-  form.append("file", measured.recording, "session.webm");
-  form.append("viewer", settings.viewer);
-  form.append("attributes", JSON.stringify(settings.attributes));
-  form.append("offset_s", measured.offset.toFixed(3));
-  form.append("lead_in_s", measured.leadIn.toFixed(3));
-  form.append("visible_share", measured.visibleShare.toFixed(4));
-  const answer = await fetch(`${base}/sessions`, { method: "POST", body: form });
+  let answer;
+  if (analysis === "on-device") {
+    answer = await sendTraces(measured, true);
+  } else {
+    const form = new FormData();
+    form.append("file", measured.recording, "session.webm");
+    form.append("viewer", settings.viewer);
+    form.append("attributes", JSON.stringify(settings.attributes));
+    form.append("offset_s", measured.offset.toFixed(3));
+    form.append("lead_in_s", measured.leadIn.toFixed(3));
+    form.append("visible_share", measured.visibleShare.toFixed(4));
+    answer = await fetch(`${base}/sessions`, { method: "POST", body: form });
+  }
   if (answer.status === 202) return finish("complete", "Thank you: your session was received.");
   const code = (await answer.json().catch(() => ({}))).error?.code;
   if (code === "duplicate_viewer") return finish("screened_out", "You have already taken part in this test.");
@@ -175,12 +318,14 @@ else if (settings.already) finish("screened_out", "You have already taken part i
 else if (settings.full) finish("screened_out", "This test has all the viewers it needs. Thank you.");
 else {
   $("duration").textContent = Math.round(settings.durationS);
+  const shown = { upload: ["upload"], "on-device": ["on-device"], "on-device-or-upload": ["on-device", "fallback"] };
+  for (const item of document.querySelectorAll("[data-when]")) item.hidden = !shown[settings.mode].includes(item.dataset.when);
   show("consent-step");
   $("decline").addEventListener("click", () => ended("declined", "No problem: nothing was recorded."));
   $("consent").addEventListener("click", () => cameraCheck());
   $("continue").addEventListener("click", async () => {
     try {
-      await send(await watch());
+      await send(await (analysis === "on-device" ? analyseOnDevice() : record()));
     } catch (error) {
       await ended("error", "Something went wrong while the video played.");
     }

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from service.config import Settings
+from service.inference.head_pose import head_pose
 from service.ops.metrics import Metrics
 from service.runtime import load_runtime
 from tests.helpers.browser import CHROMIUM, launch
+from tests.helpers.clips import clip_frames
 from tests.helpers.faces import fer_faces
 from tests.helpers.live_service import LiveService, running_service
 from training.scenes import place_faces
@@ -82,3 +84,27 @@ def test_the_runtime_and_graphs_are_served_for_the_browser(live: LiveService) ->
     graph = httpx.get(f"{live.base}{described['graph']}").content
     assert hashlib.sha256(graph).hexdigest() == described["sha256"] and described["version"] == "3"
     assert httpx.get(f"{live.base}/v1/models/emotion/browser").status_code == 422  # not served here
+
+
+HEAD_POSE = """async (landmarks) => {
+  const { headPose } = await import("/static/facestep.js");
+  return landmarks.map(headPose);
+}"""
+
+
+def test_the_browser_reads_head_pose_as_the_server_does(live: LiveService) -> None:
+    """The page's scaled-orthographic fit against the server's PnP, on two real people turning their heads."""
+    from playwright.sync_api import sync_playwright
+
+    runtime = load_runtime(Settings(emotion_models=["emotion-fast"], default_emotion_model="emotion-fast"), Metrics())
+    frames = clip_frames("two-people-head-pose.webm")
+    landmarks = [points for frame in frames for points in runtime.pipeline.detector.detect(frame).landmarks]
+    served = np.array([head_pose(points) for points in landmarks])
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page()
+        page.goto(f"{live.base}/")
+        ours = np.array(page.evaluate(HEAD_POSE, [points.tolist() for points in landmarks]))
+        browser.close()
+    assert np.ptp(served[:, 0]) > 60  # they do turn
+    assert np.abs(ours[:, :2] - served[:, :2]).max() < 3.0, np.abs(ours - served).max(axis=0)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
 
 
 def signer(*secrets: str) -> LinkSigner:
-    return LinkSigner(LinkSettings(secrets, 600, 30.0, 168.0))
+    return LinkSigner(LinkSettings(secrets, 600, 30.0, 168.0, "emotion-fast", 3.0))
 
 
 def test_a_token_names_its_link_and_study_and_survives_a_rotation() -> None:

@@ -4,18 +4,17 @@ to the panel, and the session lands in the study with the planted smile where it
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import httpx
 import numpy as np
 import pytest
 
-from tests.helpers.browser import CHROMIUM, camera_flags, launch, write_y4m
+from tests.helpers.browser import CHROMIUM, launch, write_y4m
 from tests.helpers.clips import clip_bytes
+from tests.helpers.links import ad_clip, new_link, open_page, returned
 from tests.helpers.live_service import LiveService, running_service
 from tests.helpers.viewers import screened_faces, wait_for_sessions
 from training.scenes import background
@@ -25,8 +24,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not instal
 AD_S = 6
 CAMERA_FPS = 10
 CAMERA_S = 40  # longer than the check and the ad: the fake camera does not loop during a session
-SMILE_S = (7, 9)  # seconds of the camera file in which the synthetic viewer smiles
-RETURN = "https://panel.example/return?rid={viewer}&st={status}"
+SMILE_S = (4, 6)  # seconds of the camera file in which the synthetic viewer smiles: in the ad for a lead-in of 0 to 5 s
 SETTINGS = {
     "emotion_models": "emotion-fast",
     "default_emotion_model": "emotion-fast",
@@ -43,15 +41,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     settings = {**SETTINGS, "database_url": f"sqlite:///{folder / 'jobs.db'}", "media_store": str(folder / "media")}
     with running_service(**settings) as live:
         yield live
-
-
-def ad_clip(folder: Path, seconds: float = AD_S) -> bytes:
-    """A VP8 WebM ad of known length, as browsers play it."""
-    path = folder / f"ad-{seconds}.webm"
-    source = f"testsrc=size=320x240:rate=10:duration={seconds}"
-    encode = ["-c:v", "libvpx", "-b:v", "300k", str(path)]
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source, *encode], check=True)
-    return path.read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +69,7 @@ def study(service: LiveService, tmp_path_factory: pytest.TempPathFactory) -> str
         "study_id"
     ]
     folder = tmp_path_factory.mktemp("ad")
-    kept = httpx.put(f"{base}/v1/studies/{study_id}/stimulus", files={"file": ("ad.webm", ad_clip(folder))})
+    kept = httpx.put(f"{base}/v1/studies/{study_id}/stimulus", files={"file": ("ad.webm", ad_clip(folder, AD_S))})
     assert kept.status_code == 200, kept.text
     assert kept.json() == {
         "duration_s": pytest.approx(AD_S, abs=0.2),
@@ -89,25 +78,6 @@ def study(service: LiveService, tmp_path_factory: pytest.TempPathFactory) -> str
         "content_type": "video/webm",
     }
     return study_id
-
-
-def new_link(base: str, study_id: str, **more: object) -> dict:
-    made = httpx.post(f"{base}/v1/studies/{study_id}/links", json={"return_url": RETURN, **more})
-    assert made.status_code == 201, made.text
-    return made.json()
-
-
-def open_page(playwright, camera: Path, url: str):
-    browser = launch(playwright, [*camera_flags(camera), "--autoplay-policy=no-user-gesture-required"])
-    page = browser.new_page()
-    page.route("https://panel.example/**", lambda route: route.fulfill(status=200, body="back at the panel"))
-    page.goto(url)
-    return browser, page
-
-
-def returned(page) -> dict[str, list[str]]:
-    page.wait_for_url("https://panel.example/**", timeout=30_000)
-    return parse_qs(urlsplit(page.url).query)
 
 
 def test_a_respondent_consents_watches_and_lands_in_the_study_with_the_planted_smile(
@@ -196,7 +166,7 @@ def test_forged_revoked_and_expired_links_are_refused(service: LiveService, stud
 def test_the_stimulus_is_checked_and_served_in_ranges(service: LiveService, study: str, tmp_path: Path) -> None:
     base = service.base
     other = httpx.post(f"{base}/v1/studies", json={"name": "short", "stimulus_duration_s": 10}).json()["study_id"]
-    mismatch = httpx.put(f"{base}/v1/studies/{other}/stimulus", files={"file": ("ad.webm", ad_clip(tmp_path))})
+    mismatch = httpx.put(f"{base}/v1/studies/{other}/stimulus", files={"file": ("ad.webm", ad_clip(tmp_path, AD_S))})
     assert mismatch.status_code == 409 and mismatch.json()["error"]["code"] == "stimulus_duration_mismatch"
     assert "6" in mismatch.json()["error"]["message"] and "10" in mismatch.json()["error"]["message"]
     assert httpx.post(f"{base}/v1/studies/{other}/links", json={}).json()["error"]["code"] == "no_stimulus"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from service.inference.faces import Faces
-from service.studies.trace import AttentionLimits, Trace, exclusion, main_face, viewer_trace
+from service.studies.trace import AttentionLimits, Trace, exclusion, main_face, second_summary, trace_of, viewer_trace
 from service.tracking.summary import TrackTotals
 
 pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
@@ -41,9 +41,11 @@ def test_the_viewer_is_the_central_face_and_comes_back_after_leaving() -> None:
 
 
 def test_attention_needs_the_face_turned_to_the_screen() -> None:
-    assert LIMITS.attentive(Faces.concatenate([face(100), face(100)]))
-    assert not LIMITS.attentive(Faces.concatenate([face(100, TURNED), face(100, TURNED)]))
-    assert not LIMITS.attentive(Faces.empty())
+    frontal = second_summary(Faces.concatenate([face(100), face(100)]), analysed=2)
+    turned = second_summary(Faces.concatenate([face(100, TURNED), face(100, TURNED)]), analysed=2)
+    assert LIMITS.attentive(frontal.yaw_deg, frontal.pitch_deg)
+    assert not LIMITS.attentive(turned.yaw_deg, turned.pitch_deg)
+    assert not LIMITS.attentive(None, None)
 
 
 def test_exclusions_say_why() -> None:
@@ -60,7 +62,7 @@ def test_a_second_counts_when_the_face_is_in_half_its_frames() -> None:
     """At 5 frames a second, a face found in 3 frames of a second counts, in 1 frame (turning away) does not."""
     timeline = [0, 200, 400, 1000, 2000, 2200, 2400, 2600, 2800]  # 3 frames, 1, then 5
     analysed_ms = [t * 200.0 for t in range(15)]  # 5 frames a second, with a face or not
-    trace = viewer_trace([track(timeline, x=140)], (320, 240), 0.0, 3, LIMITS, analysed_ms)
+    trace = trace_of(viewer_trace([track(timeline, x=140)], (320, 240), 0.0, 3, analysed_ms), LIMITS)
     assert [p is not None for p in trace.probabilities] == [True, False, True]
     assert trace.attentive == [True, False, True]
     assert trace.probabilities[0] == pytest.approx([1 / 7] * 7, abs=1e-5)
