@@ -90,8 +90,8 @@ fairness: $(VENV)/.dev labeller ## Accuracy and calibration per perceived gender
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# Not part of `make test`: takes about ten minutes and wants an otherwise idle machine.
-bench: $(VENV)/.dev prepare ## Benchmarks, side by side (about ten minutes; wants an idle machine)
+# Not part of `make test`: takes about 25 minutes and wants an otherwise idle machine.
+bench: $(VENV)/.dev prepare ## Benchmarks, side by side (about 25 minutes; wants an idle machine)
 	$(PY) -m benchmarks.run
 
 # The README's pictures, from real scenes (needs Chromium).

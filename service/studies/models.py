@@ -355,7 +355,12 @@ class DeviceTraceIn(BaseModel):
     recording_s: float = Field(ge=0, le=7200, description="How long the page analysed the camera, on its clock.")
     visible_share: float = Field(ge=0, le=1, description="Share of the ad played with the tab visible.")
     analysed_fps: float = Field(ge=0, le=60, description="Frames a second the page analysed.")
-    seconds: list[DeviceSecond] = Field(max_length=3600, description="One per second of the ad, from its start.")
+    first_second: int = Field(
+        0, ge=0, le=3600, description="Progress: the ad second `seconds` starts at (those before were sent)."
+    )
+    seconds: list[DeviceSecond] = Field(
+        max_length=3600, description="One per second of the ad from `first_second`; the final post sends them all."
+    )
 
 
 class DeviceTraceAccepted(BaseModel):

@@ -5,7 +5,9 @@ and sends, for each second of the ad, what the analysis of a recording reduces t
 `SecondSummary`): never an image. The service checks the numbers and then applies the rules it applies
 to a recording: a second counts when the face is in half its frames, the same attention limits and
 quality gate, and a minimum analysed frame rate. Progress arrives every few seconds as the viewer
-watches (the session is `receiving`); the final post records the outcome and sends the study's events.
+watches, each post with the seconds since the last (the session is `receiving`); the final post sends
+the whole trace again (the main face is chosen over the whole session), records the outcome and sends
+the study's events.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ def checked_seconds(runtime: Runtime, study: Study, sent: DeviceTraceIn) -> list
     if (sent.model.name, sent.model.version) != expected:
         raise TraceRefused(f"this study's sessions are analysed with {expected[0]}/{expected[1]}")
     classes = len(runtime.emotion(sent.model.name).classifier.classes)
-    seconds = stimulus_seconds(study.stimulus_duration_s)
-    if len(sent.seconds) > seconds or (sent.final and len(sent.seconds) != seconds):
-        raise TraceRefused(f"the ad has {seconds} seconds; {len(sent.seconds)} were sent")
+    seconds, reaching = stimulus_seconds(study.stimulus_duration_s), sent.first_second + len(sent.seconds)
+    if reaching > seconds or (sent.final and (sent.first_second, len(sent.seconds)) != (0, seconds)):
+        sent_span = f"seconds {sent.first_second} to {reaching - 1}"
+        raise TraceRefused(f"the ad has {seconds} seconds; {sent_span} were sent (a final post sends them all)")
     for t, second in enumerate(sent.seconds):
         if second.probabilities is not None and len(second.probabilities) != classes:
             raise TraceRefused(f"seconds[{t}]: {classes} probabilities expected, one per class")
@@ -90,7 +93,7 @@ async def save_device_trace(
         lead_in_s=sent.lead_in_s,
         analysed_fps=sent.analysed_fps,
     )
-    saved = await asyncio.to_thread(store.save_device_session, row)
+    saved = await asyncio.to_thread(store.save_device_session, row, sent.first_second)
     if saved is None:
         raise DuplicateViewer(f"viewer {sent.viewer!r} has a session in this study already")
     return await asyncio.to_thread(store.view, saved)

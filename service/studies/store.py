@@ -178,22 +178,28 @@ class StudyStore:
 
         self._retrying(write)
 
-    def save_device_session(self, new: StudySession) -> str | None:
+    def save_device_session(self, new: StudySession, first_second: int = 0) -> str | None:
         """An on-device session's latest traces: its viewer's `receiving` session from the same link is
-        updated (the first post makes it); a final status is announced as a recorded analysis is. The
-        session's id; None if the viewer has another session in the study."""
+        updated (the first post makes it), its trace kept up to `first_second` and the new seconds
+        appended (a lost progress post leaves seconds without a face until the final post); a final
+        status is announced as a recorded analysis is. The session's id; None if the viewer has another
+        session in the study."""
 
         def write(session: Session) -> str | None:
             query = select(StudySession).where(StudySession.study_id == new.study_id, StudySession.viewer == new.viewer)
             row = session.scalars(query.limit(1)).first()
+            if row is not None and (row.status != RECEIVING or row.link_id != new.link_id):
+                return None
+            kept = Trace.from_json(row.trace) if row is not None else Trace([], [])
+            trace = {**new.trace, **appended(kept, Trace.from_json(new.trace), first_second)}
             if row is None:
+                new.trace = trace
                 session.add(new)
                 row = new
-            elif row.status != RECEIVING or row.link_id != new.link_id:
-                return None
             else:
-                for column in ("status", "reason", "trace", "offset_s", "visible_share", "lead_in_s", "analysed_fps"):
+                for column in ("status", "reason", "offset_s", "visible_share", "lead_in_s", "analysed_fps"):
                     setattr(row, column, getattr(new, column))
+                row.trace = trace
             if row.status != RECEIVING:
                 self._announce(session, row)
             return row.id
@@ -289,6 +295,14 @@ class StudyStore:
         with self.sessions() as session:
             rows = session.execute(query).all()
         return [session_view(row, job_status, job_error) for row, job_status, job_error in rows]
+
+
+def appended(kept: Trace, more: Trace, first_second: int) -> dict:
+    """The trace's first `first_second` seconds from `kept` (without a face where it has fewer), then `more`."""
+    missing = max(0, first_second - len(kept.probabilities))
+    probabilities = kept.probabilities[:first_second] + [None] * missing + more.probabilities
+    attentive = kept.attentive[:first_second] + [False] * missing + more.attentive
+    return Trace(probabilities, attentive).to_json()
 
 
 def session_view(row: StudySession, job_status: str | None, job_error: str | None) -> SessionView:

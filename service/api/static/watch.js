@@ -260,25 +260,35 @@ async function analyseOnDevice() {
   return measured;
 }
 
-// What the page sends from the device: per-second summaries of the ad's seconds so far (all of them in
-// the final post), how they were made, and nothing else.
+// What the page sends from the device: per-second summaries of the ad's seconds since the last post
+// (all of them in the final post, the main face being chosen over the whole session), how they were
+// made, and nothing else. Numbers are rounded to what the service keeps.
 function traces(measured, final) {
   const sinceZero = (performance.now() - measured.clockZero) / 1000;
-  const elapsed = sinceZero - measured.offset;
   const seconds = Math.max(1, Math.floor(settings.durationS + 1e-9));
-  const count = final ? seconds : Math.max(0, Math.min(seconds, Math.floor(elapsed)));
-  const analysedS = (measured.trace.analysedMs.at(-1) ?? 0) / 1000 - (measured.trace.analysedMs[0] ?? 0) / 1000;
+  const count = final ? seconds : Math.max(0, Math.min(seconds, Math.floor(sinceZero - measured.offset)));
+  const first = final ? 0 : Math.min(measured.sentSeconds ?? 0, count);
+  measured.sentSeconds = count;
+  const analysed = measured.trace.analysedMs;
+  const analysedS = ((analysed.at(-1) ?? 0) - (analysed[0] ?? 0)) / 1000;
+  const round = (value, places) => (value === null ? null : Number(value.toFixed(places)));
   return {
     viewer: settings.viewer,
     attributes: settings.attributes,
     final,
     model: { name: step.emotion.described.name, version: step.emotion.described.version },
-    offset_s: Math.max(0, measured.offset),
-    lead_in_s: measured.leadIn,
-    recording_s: final ? measured.recordingS : sinceZero,
-    visible_share: measured.visibleShare ?? 1,
-    analysed_fps: analysedS > 0 ? Math.min(60, (measured.trace.analysedMs.length - 1) / analysedS) : 0,
-    seconds: measured.trace.seconds(measured.offset, count),
+    offset_s: round(Math.max(0, measured.offset), 3),
+    lead_in_s: round(measured.leadIn, 3),
+    recording_s: round(final ? measured.recordingS : sinceZero, 3),
+    visible_share: round(measured.visibleShare ?? 1, 4),
+    analysed_fps: analysedS > 0 ? round(Math.min(60, (analysed.length - 1) / analysedS), 2) : 0,
+    first_second: first,
+    seconds: measured.trace.seconds(measured.offset, count).slice(first).map((second) => ({
+      ...second,
+      probabilities: second.probabilities && second.probabilities.map((v) => round(v, 5)),
+      yaw_deg: round(second.yaw_deg, 1),
+      pitch_deg: round(second.pitch_deg, 1),
+    })),
   };
 }
 

@@ -32,6 +32,7 @@ TRACE_FIELDS = {
     "recording_s",
     "visible_share",
     "analysed_fps",
+    "first_second",
     "seconds",
 }
 SETTINGS = {
@@ -194,6 +195,10 @@ def test_the_service_checks_what_a_page_sends(service: LiveService, folder: Path
     # Progress while the ad plays, then the final post: one session, judged once.
     progress = httpx.post(f"{url}/traces", json=trace_body(3, False))
     assert progress.status_code == 202 and progress.json()["status"] == "receiving"
+    more = httpx.post(f"{url}/traces", json={**trace_body(2, False), "first_second": 3})  # the seconds since
+    assert more.status_code == 202 and more.json()["session_id"] == progress.json()["session_id"]
+    assert "seconds 5 to 6" in refused({**trace_body(2, False), "first_second": 5})
+    assert "a final post sends them all" in refused({**trace_body(3, True), "first_second": 3})
     final = httpx.post(f"{url}/traces", json=good)
     assert final.status_code == 202 and final.json()["session_id"] == progress.json()["session_id"]
     (session,) = httpx.get(f"{base}/v1/studies/{study}/sessions").json()["sessions"]
