@@ -38,7 +38,9 @@ async function createAdTest() {
   await api(`/v1/studies/${study.study_id}/stimulus`, { method: "PUT", body: form });
   const returnUrl = $("new-return").value.trim();
   const link = await api(`/v1/studies/${study.study_id}/links`, {
-    method: "POST", headers: json, body: JSON.stringify(returnUrl ? { return_url: returnUrl } : {}),
+    method: "POST",
+    headers: json,
+    body: JSON.stringify({ mode: $("new-mode").value, ...(returnUrl ? { return_url: returnUrl } : {}) }),
   });
   $("link-url").value = `${location.origin}${link.url}?viewer={ID}`;
   $("link-line").hidden = false;

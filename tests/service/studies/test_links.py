@@ -227,6 +227,7 @@ def test_the_studies_page_makes_a_study_uploads_the_ad_and_gives_its_link(servic
         page.fill("#new-name", "from the page")
         page.set_input_files("#new-ad", str(ad))
         page.fill("#new-return", "https://panel.example/end?rid={viewer}&status={status}")
+        page.select_option("#new-mode", "on-device-or-upload")
         page.click("#create-test")
         page.wait_for_selector("#link-line:not([hidden])", timeout=30_000)
         url = page.input_value("#link-url")
@@ -238,3 +239,4 @@ def test_the_studies_page_makes_a_study_uploads_the_ad_and_gives_its_link(servic
     assert httpx.get(url.replace("{ID}", "r-77")).status_code == 200
     (link,) = httpx.get(f"{service.base}/v1/studies/{made['study_id']}/links").json()["links"]
     assert link["return_url"] == "https://panel.example/end?rid={viewer}&status={status}"
+    assert link["mode"] == "on-device-or-upload"
