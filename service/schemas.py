@@ -195,7 +195,11 @@ class JobAccepted(BaseModel):
 
 class JobWebhook(BaseModel):
     url: str
-    attempts: int
+    status: Literal["pending", "delivered", "failed", "gave_up"] = Field(
+        description="pending: not yet attempted; failed: the last attempt did not deliver and another is due at "
+        "next_attempt_at; delivered: a 2xx came; gave_up: the retries ran out, or the receiver answered 410."
+    )
+    attempts: int = Field(description="Attempts since the event was first due (or last redelivered).")
     last_status: int | None = Field(None, description="The HTTP status of the last attempt; null if none came.")
     delivered_at: datetime | None = None
     next_attempt_at: datetime | None = Field(None, description="When the next attempt is due; null once it ended.")

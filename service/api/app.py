@@ -13,6 +13,7 @@ from starlette.formparsers import MultiPartParser
 
 from service import __version__
 from service.api.errors import install_error_handlers
+from service.api.events import document_events
 from service.api.intake import BodyBudget, IntakeMiddleware
 from service.api.middleware import RequestContextMiddleware
 from service.api.routes import annotate, demo, links, on_device, ops, predict, stream, studies, video, watch
@@ -119,5 +120,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(on_device.router, prefix="/v1")
     app.include_router(on_device.runtime_router)
     app.include_router(demo.router)
+    document_events(app)
     app.mount("/static", StaticFiles(directory=demo.STATIC_DIR), name="static")
     return app

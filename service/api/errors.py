@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
 from service.failures import DOMAIN_ERRORS, failure_of
-from service.jobs.store import IdempotencyConflict
+from service.jobs.store import EventPending, IdempotencyConflict, NoEvent
 from service.jobs.submission import WebhooksOff
 from service.jobs.webhooks import UnsafeTarget
 from service.ops.rates import RateLimited
@@ -46,6 +46,8 @@ SUBMISSION_ERRORS = {
     LinkRefused: (403, "link_refused", None),
     LinkFull: (409, "link_full", None),
     TraceRefused: (422, "invalid_trace", None),
+    NoEvent: (409, "no_event", None),
+    EventPending: (409, "event_pending", None),
 }
 
 

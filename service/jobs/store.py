@@ -32,6 +32,14 @@ class IdempotencyConflict(Exception):
     """The idempotency key was used before for a different request."""
 
 
+class NoEvent(Exception):
+    """A job with no event to redeliver: it has no callback URL, or has not finished."""
+
+
+class EventPending(Exception):
+    """A job whose event is still being delivered: it is retried on its own schedule."""
+
+
 @dataclass(frozen=True)
 class NewJob:
     owner: str
@@ -51,13 +59,19 @@ class Page:
 
 
 def event_body(job: Job) -> str:
-    """The webhook event of a finished job: where to fetch it, not the result itself, and why a job that
-    did not succeed ended (its error code and message)."""
-    links = {"self": f"/v1/jobs/{job.id}"}
-    event = {"type": f"job.{job.status}", "job_id": job.id, "tag": job.tag, "status": job.status, "links": links}
+    """The webhook event of a finished job, in the Standard Webhooks envelope: where to fetch the job, not
+    the result itself, and why a job that did not succeed ended (its error code and message)."""
+    data = {"job_id": job.id, "kind": job.kind, "tag": job.tag, "status": job.status}
     if job.error_code:
-        event["error"] = {"code": job.error_code, "message": job.error_message}
-    return json.dumps(event, separators=(",", ":"))
+        data["error"] = {"code": job.error_code, "message": job.error_message}
+    data["links"] = {"self": f"/v1/jobs/{job.id}"}
+    return envelope(f"job.{job.status}", job.finished_at, data)
+
+
+def envelope(event_type: str, moment: datetime, data: dict) -> str:
+    """One event as Standard Webhooks recommends: its type, when it happened, and its data."""
+    body = {"type": event_type, "timestamp": as_utc(moment).isoformat(), "data": data}
+    return json.dumps(body, separators=(",", ":"))
 
 
 # A row of this kind is an event only: finished when written, it carries one webhook (a study's event),
@@ -69,7 +83,6 @@ def event_row(owner: str, url: str, event_type: str, data: dict) -> Job:
     """A finished row carrying one signed event, due now, in the Standard Webhooks shape."""
     now = utcnow()
     row_id = uuid.uuid4().hex
-    body = {"type": event_type, "timestamp": as_utc(now).isoformat(), "data": data}
     return Job(
         id=row_id,
         owner=owner,
@@ -82,7 +95,7 @@ def event_row(owner: str, url: str, event_type: str, data: dict) -> Job:
         attempts=0,
         callback_url=url,
         webhook_id=f"msg_{row_id}",
-        webhook_event=json.dumps(body, separators=(",", ":")),
+        webhook_event=envelope(event_type, now, data),
         webhook_attempts=0,
         webhook_next_at=now,
         webhook_target=target_of(url),
@@ -271,6 +284,22 @@ class JobStore:
                 job.webhook_delivered_at = utcnow()
             elif next_at is None:
                 job.webhook_given_up_at = utcnow()
+
+    def redeliver(self, owner: str, job_id: str) -> Job | None:
+        """Send a finished job's event again, now, with the same webhook-id (receivers deduplicate by it) and
+        a fresh retry schedule; None if the key has no such job."""
+        with self.sessions.begin() as session:
+            query = select(Job).where(Job.id == job_id, Job.owner == owner, Job.kind != EVENT)
+            job = session.scalars(self._locking(query)).first()
+            if job is None:
+                return None
+            if job.webhook_event is None:
+                raise NoEvent("this job has no event to send: it has no callback_url, or has not finished")
+            if job.webhook_next_at is not None:
+                raise EventPending("this job's event is being delivered; see webhook.next_attempt_at")
+            job.webhook_next_at, job.webhook_attempts = utcnow(), 0
+            job.webhook_delivered_at = job.webhook_given_up_at = job.webhook_last_status = None
+            return job
 
     def expired(self, before: datetime) -> list[Job]:
         """Finished before the cutoff, with no webhook still to deliver (its retries finish first)."""

@@ -133,6 +133,7 @@ def job_status(job: Job, with_result: bool = True) -> JobStatus:
     if job.callback_url:
         webhook = JobWebhook(
             url=job.callback_url,
+            status=webhook_state(job),
             attempts=job.webhook_attempts,
             last_status=job.webhook_last_status,
             delivered_at=as_utc(job.webhook_delivered_at),
@@ -154,6 +155,29 @@ def job_status(job: Job, with_result: bool = True) -> JobStatus:
         result=json.loads(job.result) if with_result and job.result else None,
         links=Links(self=f"/v1/jobs/{job.id}"),
     )
+
+
+def webhook_state(job: Job) -> str:
+    if job.webhook_delivered_at is not None:
+        return "delivered"
+    if job.webhook_given_up_at is not None:
+        return "gave_up"
+    return "failed" if job.webhook_attempts else "pending"
+
+
+@router.post(
+    "/jobs/{job_id}/webhook/redeliver",
+    status_code=202,
+    response_model=JobStatus,
+    responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "No event to send, or one under way."}},
+)
+async def redeliver_webhook(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JobStatus:
+    """Send a finished job's event to its callback_url again, now, with the same `webhook-id` and a fresh
+    retry schedule: after the receiver was down past the retries, or lost what it received."""
+    job = await asyncio.to_thread(jobs.store.redeliver, owner, job_id)
+    if job is None:
+        raise ApiError(404, "not_found", "no such job")
+    return job_status(job)
 
 
 @router.get("/jobs/{job_id}", response_model=JobStatus, responses=NOT_FOUND)

@@ -56,7 +56,7 @@ def test_slow_receivers_delay_only_themselves_across_a_fleet(tmp_path: Path) -> 
             wait_for(service, fine, ("succeeded",))
             wait_for_deliveries(good, 1)
             assert not trickle.closed_by_sender and not hang.closed_by_sender, "the good event waited for a slow one"
-            assert verified(good)[0]["job_id"] == fine
+            assert verified(good)[0]["data"]["job_id"] == fine
             # Each slow attempt ends at the deadline, counted, with the next one due on the schedule.
             assert eventually(lambda: all(webhook_of(service.base, j)["attempts"] == 1 for j in slow), 60)
             states = [webhook_of(service.base, j) for j in slow]

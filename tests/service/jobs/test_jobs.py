@@ -84,10 +84,14 @@ def test_a_clip_job_gives_the_synchronous_answer_and_a_signed_event(service: Liv
     assert job["result"]["summary"]["people"] == 2
     assert event == {
         "type": "job.succeeded",
-        "job_id": job["job_id"],
-        "tag": "crm-4711",
-        "status": "succeeded",
-        "links": {"self": f"/v1/jobs/{job['job_id']}"},
+        "timestamp": job["finished_at"].replace("Z", "+00:00"),
+        "data": {
+            "job_id": job["job_id"],
+            "kind": "video",
+            "tag": "crm-4711",
+            "status": "succeeded",
+            "links": {"self": f"/v1/jobs/{job['job_id']}"},
+        },
     }
     assert receiver.deliveries[0].headers["webhook-id"] == f"msg_{job['job_id']}"
     done = wait_for(service, job["job_id"], ("succeeded",))
@@ -123,13 +127,33 @@ def test_failed_deliveries_are_retried_with_the_same_id_and_410_stops_them(sqlit
         wait_for_deliveries(flaky, 3)
         wait_for_deliveries(gone, 1)
         time.sleep(1.0)  # a retry after 410 would have come by now (the schedule is 0.2 s)
-        assert [event["job_id"] for event in verified(flaky)] == [ids[0]] * 3
+        assert [event["data"]["job_id"] for event in verified(flaky)] == [ids[0]] * 3
         assert len({d.headers["webhook-id"] for d in flaky.deliveries}) == 1
         assert len(gone.deliveries) == 1
     flaky_job = httpx.get(f"{sqlite_service.base}/v1/jobs/{ids[0]}").json()["webhook"]
     gone_job = httpx.get(f"{sqlite_service.base}/v1/jobs/{ids[1]}").json()["webhook"]
     assert (flaky_job["attempts"], flaky_job["last_status"]) == (3, 200) and flaky_job["delivered_at"]
     assert (gone_job["attempts"], gone_job["last_status"], gone_job["delivered_at"]) == (1, 410, None)
+    assert (flaky_job["status"], gone_job["status"]) == ("delivered", "gave_up")
+
+
+def test_an_event_given_up_is_redelivered_with_its_id(sqlite_service: LiveService) -> None:
+    base = sqlite_service.base
+    with webhook_receiver([410]) as receiver:
+        data = {"callback_url": receiver.url}
+        job_id = httpx.post(f"{base}/v1/jobs", files={"file": ("p.jpg", PHOTO)}, data=data).json()["job_id"]
+        assert eventually(lambda: httpx.get(f"{base}/v1/jobs/{job_id}").json()["webhook"]["status"] == "gave_up")
+        again = httpx.post(f"{base}/v1/jobs/{job_id}/webhook/redeliver")
+        assert again.status_code == 202 and again.json()["webhook"]["status"] == "pending"
+        assert eventually(lambda: httpx.get(f"{base}/v1/jobs/{job_id}").json()["webhook"]["status"] == "delivered")
+        first, second = receiver.deliveries
+        assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"msg_{job_id}"
+        assert [event["data"]["job_id"] for event in verified(receiver)] == [job_id, job_id]
+    plain = httpx.post(f"{base}/v1/jobs", files={"file": ("p.jpg", PHOTO)}).json()["job_id"]
+    wait_for(sqlite_service, plain, ("succeeded",))
+    refused = httpx.post(f"{base}/v1/jobs/{plain}/webhook/redeliver")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "no_event"
+    assert httpx.post(f"{base}/v1/jobs/{'0' * 32}/webhook/redeliver").status_code == 404
 
 
 def test_idempotency_keys_give_one_job_each(service: LiveService) -> None:
@@ -321,8 +345,8 @@ def test_an_event_of_a_job_that_did_not_succeed_says_why(tmp_path: Path) -> None
         cancelled = httpx.delete(f"{service.base}/v1/jobs/{job_id}").json()
         assert eventually(lambda: len(receiver.deliveries) == 1)
     (event,) = verified(receiver)
-    assert event["type"] == "job.cancelled" and event["error"] == cancelled["error"]
-    assert event["error"]["code"] == "cancelled"
+    assert event["type"] == "job.cancelled" and event["data"]["error"] == cancelled["error"]
+    assert event["data"]["error"]["code"] == "cancelled"
 
 
 def test_the_object_store_keeps_lists_and_deletes_uploads(monkeypatch: pytest.MonkeyPatch) -> None:
