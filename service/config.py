@@ -183,7 +183,11 @@ class Settings(BaseSettings):
     )
     job_workers: int = Field(1, ge=0, description="Job workers inside this process; 0 leaves jobs to `service worker`.")
     job_lease_s: float = Field(30.0, gt=0, description="A worker's hold on a job, renewed while it works.")
-    job_max_attempts: int = Field(3, ge=1, description="Claims of a job before it fails (its workers kept dying).")
+    job_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Attempts of a job before it fails (its workers kept crashing; graceful give-backs do not count).",
+    )
     job_retention_h: float = Field(24.0, gt=0, description="Finished jobs and their results are deleted after this.")
     job_poll_s: float = Field(0.5, gt=0, description="How often an idle worker looks for a job or a due webhook.")
     webhook_secret: SecretStr = Field(

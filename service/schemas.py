@@ -208,6 +208,14 @@ class JobWebhook(BaseModel):
     )
 
 
+class JobClaim(BaseModel):
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: Literal["running", "finished", "interrupted", "lease_expired"] = Field(
+        description="interrupted: given back at a graceful shutdown; lease_expired: its worker crashed or hung."
+    )
+
+
 class JobError(BaseModel):
     code: str
     message: str
@@ -219,9 +227,15 @@ class JobStatus(BaseModel):
     kind: Literal["video", "photo", "session"] = Field(description="session: a viewer's recording in a study.")
     tag: str | None = None
     created_at: datetime
-    started_at: datetime | None = None
+    started_at: datetime | None = Field(None, description="When the latest claim began.")
     finished_at: datetime | None = None
-    attempts: int = Field(description="Times a worker has taken the job up.")
+    attempts: int = Field(
+        description="Times a worker took the job up and ran it or crashed (its lease expired); not interruptions."
+    )
+    interruptions: int = Field(
+        0, description="Times a worker gave the job back to the queue at a graceful shutdown, at no attempt's cost."
+    )
+    claims: list[JobClaim] = Field(default_factory=list, description="Every time a worker took the job up.")
     error: JobError | None = None
     webhook: JobWebhook | None = None
     result: dict[str, Any] | None = Field(

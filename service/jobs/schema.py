@@ -33,7 +33,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(), index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims that crashed or ran: not interruptions
+    interruptions: Mapped[int] = mapped_column(Integer, default=0)  # claims given back at a graceful shutdown
+    # Every claim: {"started_at", "ended_at", "outcome": "running" | "finished" | "interrupted" | "lease_expired"}
+    claims: Mapped[list | None] = mapped_column(JSON)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime())
     error_code: Mapped[str | None] = mapped_column(String(64))

@@ -58,6 +58,16 @@ class Page:
     next_cursor: str | None
 
 
+def iso(moment: datetime) -> str:
+    return as_utc(moment).isoformat()
+
+
+def ended_claim(job: Job, outcome: str, now: datetime) -> None:
+    """Close the job's running claim, if it has one, with how it ended."""
+    if job.claims and job.claims[-1]["outcome"] == "running":
+        job.claims = [*job.claims[:-1], {**job.claims[-1], "ended_at": iso(now), "outcome": outcome}]
+
+
 def event_body(job: Job) -> str:
     """The webhook event of a finished job, in the Standard Webhooks envelope: where to fetch the job, not
     the result itself, and why a job that did not succeed ended (its error code and message)."""
@@ -132,6 +142,7 @@ class JobStore:
             media=media,
             created_at=utcnow(),
             attempts=0,
+            interruptions=0,
             callback_url=new.callback_url,
             webhook_attempts=0,
         )
@@ -204,11 +215,27 @@ class JobStore:
                     message = f"its worker stopped {job.attempts} times before finishing; not retried"
                     self._end(job, FAILED, ("attempts_exhausted", message))
                     continue
+                ended_claim(job, "lease_expired", now)  # a claim still running here crashed or hung
                 job.status, job.lease_owner = RUNNING, worker
                 job.lease_expires_at = now + timedelta(seconds=lease_s)
                 job.attempts += 1
-                job.started_at = job.started_at or now
+                job.started_at = now  # this claim's start: how long the job has run is now - started_at
+                job.claims = [*(job.claims or []), {"started_at": iso(now), "ended_at": None, "outcome": "running"}]
                 return job
+
+    def release(self, job_id: str, worker: str) -> bool:
+        """Give a job this worker holds back to the queue at a graceful shutdown: the claim is recorded as
+        an interruption and costs no attempt. False if the worker no longer holds it."""
+        with self.sessions.begin() as session:
+            query = select(Job).where(Job.id == job_id, Job.lease_owner == worker, Job.status == RUNNING)
+            job = session.scalars(self._locking(query)).first()
+            if job is None:
+                return False
+            ended_claim(job, "interrupted", utcnow())
+            job.status, job.lease_owner, job.lease_expires_at = QUEUED, None, None
+            job.attempts -= 1
+            job.interruptions += 1
+            return True
 
     def renew(self, job_id: str, worker: str, lease_s: float) -> bool:
         """Extend this worker's lease; False when it no longer holds the job (cancelled, or taken over)."""
@@ -238,6 +265,7 @@ class JobStore:
         why a job that did not succeed ended."""
         job.status, job.finished_at = status, utcnow()
         job.lease_owner = job.lease_expires_at = None
+        ended_claim(job, "finished", job.finished_at)
         job.result = None
         if error is not None:
             job.error_code, job.error_message = error

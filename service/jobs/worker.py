@@ -34,7 +34,8 @@ class JobWorker:
         self.settings = jobs.settings
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Work until `stopping` is set; a job in hand is finished first (its lease covers a crash)."""
+        """Work until `stopping` is set. A job in hand is finished first; cancelled (the shutdown's time ran
+        out), it goes back to the queue; a crash leaves it to its lease."""
         await keep_running(self.step, stopping, self.settings.job_poll_s)
 
     async def step(self) -> bool:
@@ -57,6 +58,10 @@ class JobWorker:
         except asyncio.CancelledError:
             if renewing.done():  # the lease was lost: another worker or the client decided
                 return
+            # A graceful shutdown ran out of time for this job: back to the queue, at no attempt's cost. In
+            # this thread, not another: the task is being cancelled, and the write is one short transaction.
+            if self.jobs.store.release(job.id, self.name):
+                log.info("job %s given back to the queue at shutdown", job.id)
             raise
         finally:
             renewing.cancel()

@@ -3,6 +3,7 @@ webhook receiver verifying every signature with the Standard Webhooks reference 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ import pytest
 
 from service.jobs.media import open_media_store
 from tests.helpers.clips import clip_bytes
+from tests.helpers.data import videos_dir
 from tests.helpers.jobs import (
     PHOTO,
     SECRET,
@@ -278,6 +280,46 @@ def test_a_killed_replica_s_job_is_finished_after_restart_on_sqlite(tmp_path: Pa
     assert {d.headers["webhook-id"] for d in receiver.deliveries} == {f"msg_{job_id}"}
     assert [e["type"] for e in events] == ["job.succeeded"]
     assert eventually(lambda: list((tmp_path / "media").iterdir()) == [])
+
+
+def taken_up(service: LiveService, job_id: str, claims: int) -> bool:
+    """Whether the job has had this many claims within 30 s (the last one this replica's)."""
+    return eventually(lambda: len(httpx.get(f"{service.base}/v1/jobs/{job_id}").json()["claims"]) == claims, 30)
+
+
+def test_a_long_job_survives_three_rolling_restarts_at_no_attempt_s_cost(tmp_path: Path) -> None:
+    """A 40 s clip; three times a new replica starts and the one holding the job gets SIGTERM: each gives
+    the job back as it stops, the next takes it up, and the last finishes it: one result, one event."""
+    looped = tmp_path / "long.webm"
+    source = str(videos_dir() / "two-people-head-pose.webm")
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-stream_loop", "8", "-i", source, "-c", "copy", str(looped)], check=True
+    )
+    settings = job_settings(
+        tmp_path, drain_s=0, shutdown_timeout_s=1, **{"emotion_models": "emotion", "default_emotion_model": "emotion"}
+    )
+    with webhook_receiver() as receiver, contextlib.ExitStack() as replicas:
+        holder = replicas.enter_context(running_service(**settings))
+        data = {"fps": "10", "callback_url": receiver.url}
+        files = {"file": ("long.webm", looped.read_bytes())}
+        job_id = httpx.post(f"{holder.base}/v1/jobs", files=files, data=data).json()["job_id"]
+        wait_for(holder, job_id, ("running",))
+        for restart in range(3):
+            newer = replicas.enter_context(running_service(**settings))
+            time.sleep(2)  # the job runs a while on the old replica
+            holder.process.send_signal(signal.SIGTERM)
+            assert holder.process.wait(timeout=60) == 0
+            assert taken_up(newer, job_id, claims=restart + 2)
+            holder = newer
+        job = wait_for(holder, job_id, ("succeeded", "failed"))
+        wait_for_deliveries(receiver, 1)
+        time.sleep(0.5)
+        events = verified(receiver)
+    assert job["status"] == "succeeded" and (job["attempts"], job["interruptions"]) == (1, 3)
+    assert [claim["outcome"] for claim in job["claims"]] == ["interrupted"] * 3 + ["finished"]
+    assert job["started_at"] == job["claims"][-1]["started_at"].replace("+00:00", "Z")
+    assert job["result"]["video"]["frames_analysed"] >= 390 and not job["result"]["video"]["partial"]  # all 40 s
+    assert [event["type"] for event in events] == ["job.succeeded"]
 
 
 def test_a_killed_replica_s_job_is_finished_by_the_other_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
