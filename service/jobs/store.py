@@ -87,6 +87,7 @@ def envelope(event_type: str, moment: datetime, data: dict) -> str:
 # A row of this kind is an event only: finished when written, it carries one webhook (a study's event),
 # and the dispatcher delivers it with the same signature, schedule, limits and retention as a job's.
 EVENT = "event"
+STUDY_SESSION = "session"  # a study session's analysis (service.studies.sessions registers the kind)
 
 
 def event_row(owner: str, url: str, event_type: str, data: dict) -> Job:
@@ -179,14 +180,14 @@ class JobStore:
     def page(
         self, owner: str, status: str | None, tag: str | None, limit: int, cursor: str | None, kind: str | None = None
     ) -> Page:
-        """Newest first; the cursor is where the previous page ended."""
+        """Newest first; the cursor is where the previous page ended. Without a kind, the jobs the key
+        submitted itself: not the analyses of its study sessions (kind "session"), nor study events."""
         query = select(Job).where(Job.owner == owner, Job.kind != EVENT)
+        query = query.where(Job.kind == kind) if kind else query.where(Job.kind != STUDY_SESSION)
         if status:
             query = query.where(Job.status == status)
         if tag:
             query = query.where(Job.tag == tag)
-        if kind:
-            query = query.where(Job.kind == kind)
         query = keyset_page(query, Job, cursor, limit, newest_first=True)
         with self.sessions() as session:
             return Page(*cut_page(list(session.scalars(query)), limit))

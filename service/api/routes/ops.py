@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import RETRY_AFTER_SECONDS, ReadyRuntimeDep, RuntimeDep
+from service.api.parameters import known_parameters
 from service.api.security import api_key_header, require_api_key
 from service.schemas import Health, ModelInfo, ModelsResponse
 
@@ -41,7 +42,9 @@ async def metrics(request: Request, presented: Annotated[str | None, Security(ap
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/models", response_model=ModelsResponse, dependencies=[Depends(require_api_key)])
+@router.get(
+    "/v1/models", response_model=ModelsResponse, dependencies=[Depends(require_api_key), Depends(known_parameters)]
+)
 async def models(runtime: ReadyRuntimeDep) -> ModelsResponse:
     """The models this process serves, with checksums, measured quality and calibration; `default` marks the
     emotion model of requests that name none."""

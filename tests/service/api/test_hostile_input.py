@@ -104,7 +104,7 @@ CORPUS = [
     ("file name past the multipart header limit", one(JPEG, name="x" * 20000 + ".jpg"), 400, "bad_request"),
     ("non-ASCII file name", one(JPEG, name="лицо-😀-顔.jpg"), 200, 1),
     ("file sent as a text field", [("files", (None, "not a file"))], 422, "invalid_request"),
-    ("wrong field name", [("image", ("a.jpg", JPEG, "image/jpeg"))], 422, "invalid_request"),
+    ("wrong field name", [("image", ("a.jpg", JPEG, "image/jpeg"))], 422, "unknown_parameter"),
     ("same field twice", one(JPEG) + one(PNG), 200, 1),
     ("more files than allowed", one(JPEG) * 17, 422, "too_many_files"),
     ("file over the size limit", one(b"\xff\xd8\xff" + b"\x00" * (10 * 2**20 + 1)), 413, "file_too_large"),

@@ -83,7 +83,7 @@ def test_sideways_phone_photo_is_turned_upright(client: TestClient) -> None:
         (upload(b"<html>hello</html>", name="x.jpg"), 415, "unsupported_type"),
         (upload(b"\xff\xd8\xff\xe0" + b"\x00" * 64), 400, "undecodable"),
         (upload(b""), 400, "empty"),
-        ([("image", ("a.jpg", b"x", "image/jpeg"))], 422, "invalid_request"),
+        ([("image", ("a.jpg", b"x", "image/jpeg"))], 422, "unknown_parameter"),  # the field is `files`
     ],
 )
 def test_bad_input_gets_a_clear_json_error(client: TestClient, files: list, status: int, code: str) -> None:
