@@ -59,6 +59,15 @@ class StudySettings:
 
 
 @dataclass(frozen=True)
+class QuotaSettings:
+    """What one API key may use (0: no limit)."""
+
+    requests_per_s: float
+    queued_jobs: int
+    stored_bytes: int
+
+
+@dataclass(frozen=True)
 class LinkSettings:
     """What participant links need."""
 
@@ -237,6 +246,15 @@ class Settings(BaseSettings):
         description="An upload no job owns (its request died before the job was stored) is deleted once this old.",
     )
 
+    # Quotas per API key (none apply without keys)
+    quota_requests_per_s: float = Field(
+        50.0, ge=0, description="Requests a second one key may make, in bursts of twice that; 0: no limit."
+    )
+    quota_queued_jobs: int = Field(1000, ge=0, description="Jobs one key may have queued or running; 0: no limit.")
+    quota_stored_bytes: int = Field(
+        10 * 2**30, ge=0, description="Upload bytes one key's queued and running jobs may hold; 0: no limit."
+    )
+
     # Audience studies (/v1/studies)
     study_session_fps: float = Field(
         5.0, ge=1, le=30, description="Frames analysed per second of a viewer's recording."
@@ -330,6 +348,10 @@ class Settings(BaseSettings):
             self.webhook_concurrency,
             self.webhook_target_concurrency,
         )
+
+    @property
+    def quotas(self) -> QuotaSettings:
+        return QuotaSettings(self.quota_requests_per_s, self.quota_queued_jobs, self.quota_stored_bytes)
 
     @property
     def links(self) -> LinkSettings:

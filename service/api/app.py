@@ -17,6 +17,7 @@ from service.api.events import document_events
 from service.api.intake import BodyBudget, IntakeMiddleware
 from service.api.middleware import RequestContextMiddleware
 from service.api.parameters import known_parameters
+from service.api.quotas import within_request_rate
 from service.api.routes import annotate, demo, links, on_device, ops, predict, stream, studies, video, watch
 from service.api.routes import jobs as jobs_routes
 from service.api.security import require_api_key
@@ -68,7 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.reports = ReportPool(settings.studies.report_workers, settings.studies.report_queue)
             app.state.stimuli = open_media_store(settings.media_store, below=STIMULI)
             app.state.link_signer = LinkSigner(settings.links)
-            app.state.link_rates = RateLimiter(settings.links.requests_per_min)
+            per_min = settings.links.requests_per_min
+            app.state.link_rates = RateLimiter(per_min / 60, per_min, "too many requests from this link; retry shortly")
+            app.state.key_quotas = jobs.quotas
             runtime.set_ready(True)
             Drain(runtime, asyncio.get_running_loop()).install()
             yield
@@ -107,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Added last, so it is outermost: even CORS and intake refusals get a request id and are counted.
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    keyed = [Depends(require_api_key), Depends(known_parameters)]
+    keyed = [Depends(require_api_key), Depends(within_request_rate), Depends(known_parameters)]
     app.include_router(ops.router)
     app.include_router(predict.router, prefix="/v1", dependencies=keyed)
     app.include_router(predict.router, dependencies=keyed, include_in_schema=False)  # /predict, kept as an alias

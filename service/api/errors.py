@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
 from service.failures import DOMAIN_ERRORS, failure_of
-from service.jobs.store import EventPending, IdempotencyConflict, NoEvent
+from service.jobs.store import EventPending, IdempotencyConflict, NoEvent, QuotaExceeded
 from service.jobs.submission import WebhooksOff
 from service.jobs.webhooks import UnsafeTarget
 from service.ops.rates import RateLimited
@@ -32,6 +32,7 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
+QUOTA_RETRY_AFTER_S = "30"
 # What refuses a submission to the job queue or a study's request, and its HTTP answer.
 SUBMISSION_ERRORS = {
     IdempotencyConflict: (409, "idempotency_conflict", "this Idempotency-Key was used for a different request"),
@@ -58,6 +59,8 @@ def as_api_error(error: Exception) -> ApiError:
         return error
     if isinstance(error, RateLimited):
         return ApiError(429, "rate_limited", str(error), headers={"Retry-After": str(error.retry_after_s)})
+    if isinstance(error, QuotaExceeded):  # room comes back as the key's jobs finish
+        return ApiError(429, f"quota_{error.limit}", str(error), headers={"Retry-After": QUOTA_RETRY_AFTER_S})
     if type(error) in SUBMISSION_ERRORS:
         status, code, message = SUBMISSION_ERRORS[type(error)]
         return ApiError(status, code, message or str(error))
@@ -96,7 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
         error = as_api_error(exc)
         return error_response(request, error.status, error.code, error.message, error.headers)
 
-    for kind in (ApiError, RateLimited, *DOMAIN_ERRORS, *SUBMISSION_ERRORS):
+    for kind in (ApiError, RateLimited, QuotaExceeded, *DOMAIN_ERRORS, *SUBMISSION_ERRORS):
         app.add_exception_handler(kind, api_error)
 
     @app.exception_handler(RequestValidationError)

@@ -18,6 +18,7 @@ from service.jobs.media import MediaStore, open_media_store
 from service.jobs.schema import CANCELLED, Job
 from service.jobs.store import JobStore
 from service.ops.metrics import Metrics
+from service.ops.quotas import KeyQuotas
 
 # What answers a job of one kind: the job and its upload in, the result's JSON out.
 KindAnswer = Callable[[Job, bytes], Awaitable[str]]
@@ -31,6 +32,7 @@ class Jobs:
     media: MediaStore
     settings: Settings
     metrics: Metrics
+    quotas: KeyQuotas  # the process's per-key limits, shared with the API's request rate
 
     def drop_media(self, job: Job) -> None:
         """A job has ended (or was cancelled): its upload goes. Blocking: run it off the event loop."""
@@ -53,7 +55,8 @@ def open_jobs(settings: Settings, metrics: Metrics) -> Jobs:
     url = settings.database_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return Jobs(JobStore(open_database(url)), open_media_store(settings.media_store), settings, metrics)
+    store, media = JobStore(open_database(url)), open_media_store(settings.media_store)
+    return Jobs(store, media, settings, metrics, KeyQuotas(settings.quotas, metrics))
 
 
 class JobRefused(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
@@ -30,6 +30,7 @@ class Job(Base):
     options: Mapped[dict] = mapped_column(JSON)
     filename: Mapped[str | None] = mapped_column(String(255))
     media: Mapped[str | None] = mapped_column(String(512))  # where the upload waits; None once deleted
+    media_bytes: Mapped[int | None] = mapped_column(BigInteger)  # its size: what a key's storage quota counts
     created_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(), index=True)

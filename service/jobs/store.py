@@ -21,6 +21,7 @@ from sqlalchemy import Engine, Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
+from service.config import QuotaSettings
 from service.jobs.database import as_utc, utcnow
 from service.jobs.schema import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from service.jobs.webhooks import target_of
@@ -30,6 +31,14 @@ T = TypeVar("T")
 
 class IdempotencyConflict(Exception):
     """The idempotency key was used before for a different request."""
+
+
+class QuotaExceeded(Exception):
+    """The key has as many jobs queued, or as many upload bytes waiting, as its quota allows (429)."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class NoEvent(Exception):
@@ -123,11 +132,19 @@ class JobStore:
         return query.with_for_update(skip_locked=True) if self.skip_locked else query
 
     def create(
-        self, new: NewJob, save_media: Callable[[str], str], drop_media: Callable[[str], None]
+        self,
+        new: NewJob,
+        size: int,
+        save_media: Callable[[str], str],
+        drop_media: Callable[[str], None],
+        quota: QuotaSettings | None = None,
     ) -> tuple[Job, bool]:
-        """The job for this request: a new one (True), or the one its idempotency key already made (False)."""
+        """The job for this request: a new one (True), or the one its idempotency key already made (False,
+        whatever the quota). QuotaExceeded when the key's queued jobs or their uploads are at its quota."""
         if new.idempotency_key is not None and (existing := self._by_key(new)) is not None:
             return existing, False
+        if quota is not None:
+            self._check_quota(new.owner, size, quota)
         job_id = uuid.uuid4().hex
         media = save_media(job_id)
         job = Job(
@@ -141,6 +158,7 @@ class JobStore:
             options=new.options,
             filename=new.filename,
             media=media,
+            media_bytes=size,
             created_at=utcnow(),
             attempts=0,
             interruptions=0,
@@ -157,6 +175,20 @@ class JobStore:
                 raise
             return existing, False
         return job, True
+
+    def _check_quota(self, owner: str, size: int, quota: QuotaSettings) -> None:
+        """Counted from the jobs table, so every replica sees the same use (a burst racing across replicas
+        can pass a limit by the few jobs submitted at the same moment)."""
+        waiting = and_(Job.owner == owner, Job.status.in_((QUEUED, RUNNING)), Job.kind != EVENT)
+        use = select(func.count(), func.coalesce(func.sum(Job.media_bytes), 0)).where(waiting)
+        with self.sessions() as session:
+            jobs, stored = session.execute(use).one()
+        if quota.queued_jobs and jobs >= quota.queued_jobs:
+            message = f"this key has {jobs} jobs queued or running: its quota (EMOTION_QUOTA_QUEUED_JOBS)"
+            raise QuotaExceeded("queued_jobs", message)
+        if quota.stored_bytes and stored + size > quota.stored_bytes:
+            over = f"{stored + size} bytes, over its quota of {quota.stored_bytes} (EMOTION_QUOTA_STORED_BYTES)"
+            raise QuotaExceeded("stored_bytes", f"this key's waiting uploads would hold {over}")
 
     def _by_key(self, new: NewJob) -> Job | None:
         existing = self.by_key(new.owner, new.idempotency_key)

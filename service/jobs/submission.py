@@ -16,8 +16,9 @@ from service.inference.errors import ImageRejected
 from service.inference.imaging import decode_image, sniff_container, sniff_format
 from service.jobs.queue import Jobs
 from service.jobs.schema import QUEUED, Job
-from service.jobs.store import NewJob
+from service.jobs.store import NewJob, QuotaExceeded
 from service.jobs.webhooks import check_url, safe_address
+from service.ops.quotas import NO_KEYS
 from service.runtime import Runtime
 from service.video.decode import ACCEPTED as CLIP_FORMATS
 from service.video.decode import ClipInfo
@@ -74,10 +75,15 @@ def request_digest(data: bytes, kind: str, options: BaseModel, *more: object) ->
 
 async def queue(jobs: Jobs, new: NewJob, data: bytes) -> tuple[Job, bool]:
     """The job stored with its upload (True), or the one its idempotency key already made (False);
-    IdempotencyConflict for a key reused with another request."""
-    job, created = await asyncio.to_thread(
-        jobs.store.create, new, lambda job_id: jobs.media.save(job_id, data), jobs.media.delete
-    )
+    IdempotencyConflict for a key reused with another request, QuotaExceeded past the key's quota."""
+    quota = jobs.settings.quotas if new.owner != NO_KEYS else None
+    try:
+        job, created = await asyncio.to_thread(
+            jobs.store.create, new, len(data), lambda job_id: jobs.media.save(job_id, data), jobs.media.delete, quota
+        )
+    except QuotaExceeded as exceeded:
+        jobs.quotas.refused(new.owner, exceeded.limit)
+        raise
     if created:
         jobs.metrics.jobs.labels(QUEUED).inc()
     return job, created

@@ -96,7 +96,14 @@ class Metrics:
             "emotion_job_queue_seconds", "From a job's creation to its first claim.", buckets=JOB_BUCKETS, registry=r
         )
         self.job_run_seconds = Histogram(
-            "emotion_job_run_seconds", "From a job's first claim to its end.", buckets=JOB_BUCKETS, registry=r
+            "emotion_job_run_seconds", "From a job's latest claim to its end.", buckets=JOB_BUCKETS, registry=r
+        )
+        self.quota_refusals = Counter(
+            "emotion_quota_refusals",
+            "Requests refused with 429 by a per-key quota, by key id (a digest prefix; 'other' past the first 100 "
+            "keys) and limit.",
+            ["key", "limit"],
+            registry=r,
         )
         self.webhook_deliveries = Counter(
             "emotion_webhook_deliveries",
