@@ -5,6 +5,7 @@ it did not ask for."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from fastapi import Request
@@ -17,13 +18,16 @@ from service.api.errors import ApiError
 FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
-DECLARED: dict[int, tuple[frozenset[str], frozenset[str]]] = {}  # by route: routes live as long as the app
+# By route (routes are not hashable): the entry's weak reference tells a live route from a dead one
+# whose id was reused.
+DECLARED: dict[int, tuple[weakref.ref, tuple[frozenset[str], frozenset[str]]]] = {}
 
 
 def declared(route: APIRoute) -> tuple[frozenset[str], frozenset[str]]:
     """The route's query parameter names and form field names, its dependencies' included."""
-    if id(route) in DECLARED:
-        return DECLARED[id(route)]
+    known = DECLARED.get(id(route))
+    if known is not None and known[0]() is route:
+        return known[1]
     queries: set[str] = set()
     fields: set[str] = set()
     pending: list[Dependant] = [route.dependant]
@@ -32,8 +36,9 @@ def declared(route: APIRoute) -> tuple[frozenset[str], frozenset[str]]:
         queries.update(name for p in dependant.query_params for name in names(p))
         fields.update(name for p in dependant.body_params for name in names(p))
         pending.extend(dependant.dependencies)
-    DECLARED[id(route)] = frozenset(queries), frozenset(fields)
-    return DECLARED[id(route)]
+    names_of_route = frozenset(queries), frozenset(fields)
+    DECLARED[id(route)] = (weakref.ref(route), names_of_route)
+    return names_of_route
 
 
 def names(param: Any) -> list[str]:

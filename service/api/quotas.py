@@ -8,5 +8,8 @@ from service.api.deps import OwnerDep
 
 
 async def within_request_rate(request: Request, owner: OwnerDep) -> None:
-    """429 `rate_limited` with Retry-After past the key's EMOTION_QUOTA_REQUESTS_PER_S."""
-    request.app.state.key_quotas.take_request(owner)
+    """429 `rate_limited` with Retry-After past the key's EMOTION_QUOTA_REQUESTS_PER_S. Before start-up has
+    finished there are no quotas yet, and the route answers 503 `not_ready` itself."""
+    quotas = getattr(request.app.state, "key_quotas", None)
+    if quotas is not None:
+        quotas.take_request(owner)

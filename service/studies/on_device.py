@@ -35,11 +35,11 @@ def device_model(runtime: Runtime, study: Study, fallback: str) -> str:
 
 
 def checked_seconds(runtime: Runtime, study: Study, sent: DeviceTraceIn) -> list[SecondSummary]:
-    """The per-second summaries, once they fit the study: its pinned model (the version served now for a
-    study not yet pinned), that model's classes, and no more seconds than the ad has (exactly as many in
-    the final post)."""
+    """The per-second summaries, once they fit the study: its pinned model (for a study not yet pinned, the
+    model on-device links run, at the version served now), that model's classes, and no more seconds
+    than the ad has (exactly as many in the final post)."""
     pinned = (study.model_name, study.model_version) if study.model_name else None
-    served = runtime.emotion(sent.model.name).stored
+    served = runtime.emotion(device_model(runtime, study, runtime.settings.links.device_model)).stored
     expected = pinned or (served.name, served.version)
     if (sent.model.name, sent.model.version) != expected:
         raise TraceRefused(f"this study's sessions are analysed with {expected[0]}/{expected[1]}")
