@@ -130,7 +130,7 @@ async function openStep() {
 }
 
 // On the device where it can keep up; otherwise an upload, where the link allows one.
-async function fallBack() {
+function fallBack() {
   if (settings.mode !== "on-device-or-upload") return false;
   analysis = "upload";
   step = null;
@@ -152,7 +152,7 @@ async function cameraCheck() {
   const deadline = cameraOpenedAt + settings.cameraCheckS * 1000;
   let outcome = "slow";
   if (analysis === "on-device" && (await opening)) outcome = await deviceCheck(deadline);
-  if (outcome === "slow" && (analysis === "upload" || (await fallBack()))) outcome = await serverCheck(deadline);
+  if (outcome === "slow" && (analysis === "upload" || fallBack())) outcome = await serverCheck(deadline);
   if (outcome === "passed") {
     $("continue").disabled = false;
     return;
