@@ -76,18 +76,22 @@ def new_study(base: str, folder: Path, name: str) -> str:
 
 
 def watch(base: str, camera: Path, url: str) -> tuple[dict, list]:
-    """Consent, pass the camera check, watch: (where the panel got the respondent back, the page's requests)."""
+    """Consent, pass the camera check, watch: (where the panel got the respondent back, with what the page
+    told them as `said`; the page's requests and their answers' statuses)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser, page = open_page(playwright, camera, f"{base}{url}")
-        sent = []
+        sent, answered = [], {}
         page.on("request", lambda request: sent.append((request.method, request.url, request.post_data_buffer)))
+        page.on("response", lambda response: answered.setdefault(response.url.rsplit("/", 1)[1], response.status))
         page.click("#consent")
         page.wait_for_selector("#continue:enabled, #done:not([hidden])", timeout=60_000)
         if page.locator("#continue:enabled").count():
             page.click("#continue")
-        back = returned(page, timeout_ms=90_000)
+        page.wait_for_selector("#done:not([hidden])", timeout=90_000)
+        said = page.locator("#done-text").inner_text()
+        back = {**returned(page), "said": [said, str(answered)]}
         browser.close()
     return back, sent
 
@@ -112,7 +116,7 @@ def test_the_browser_analyses_the_viewer_and_agrees_with_the_server(
     service: LiveService, on_device: dict, camera: tuple[Path, Path]
 ) -> None:
     base, study = service.base, on_device["study"]
-    assert on_device["back"] == {"rid": ["d-001"], "st": ["complete"]}
+    assert on_device["back"]["st"] == ["complete"] and on_device["back"]["rid"] == ["d-001"], on_device["back"]
     (session,) = wait_for_sessions(base, study)
     assert session["status"] == "analysed", session
     assert session["mode"] == "on-device" and session["job_id"] is None and session["attributes"] == {"market": "uk"}
@@ -240,10 +244,11 @@ def test_a_device_too_slow_falls_back_to_an_upload_where_the_link_allows(
     study = new_study(base, folder, "slow devices")
     strict = new_link(base, study, mode="on-device")
     back, sent = watch(base, camera[0], f"{strict['url']}?viewer=s-1")
-    assert back["st"] == ["error"] and not any(method == "POST" and "/face" in url for method, url, _ in sent)
+    assert back["st"] == ["error"] and "quickly enough" in back["said"][0], back
+    assert not any(method == "POST" and "/face" in url for method, url, _ in sent)
     either = new_link(base, study, mode="on-device-or-upload")
     back, _ = watch(base, camera[0], f"{either['url']}?viewer=s-2")
-    assert back["st"] == ["complete"]
+    assert back["st"] == ["complete"], back
     (session,) = wait_for_sessions(base, study)
     assert (session["viewer"], session["mode"], session["status"]) == ("s-2", "upload", "analysed")
     links = {item["link_id"]: item for item in httpx.get(f"{base}/v1/studies/{study}/links").json()["links"]}
