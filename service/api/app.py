@@ -16,6 +16,7 @@ from service.api.errors import install_error_handlers
 from service.api.events import document_events
 from service.api.intake import BodyBudget, IntakeMiddleware
 from service.api.middleware import RequestContextMiddleware
+from service.api.openapi import describe_behaviour
 from service.api.parameters import known_parameters
 from service.api.quotas import within_request_rate
 from service.api.routes import annotate, demo, links, on_device, ops, predict, stream, studies, video, watch
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.api_keys = settings.load_api_keys()
+    describe_behaviour(app, keys_on=bool(app.state.api_keys))
     install_error_handlers(app)
     if origins := settings.cors_origins:
         app.add_middleware(
