@@ -89,7 +89,7 @@ def event_body(job: Job) -> str:
 
 def envelope(event_type: str, moment: datetime, data: dict) -> str:
     """One event as Standard Webhooks recommends: its type, when it happened, and its data."""
-    body = {"type": event_type, "timestamp": as_utc(moment).isoformat(), "data": data}
+    body = {"type": event_type, "timestamp": iso(moment), "data": data}
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -97,6 +97,11 @@ def envelope(event_type: str, moment: datetime, data: dict) -> str:
 # and the dispatcher delivers it with the same signature, schedule, limits and retention as a job's.
 EVENT = "event"
 STUDY_SESSION = "session"  # a study session's analysis (service.studies.sessions registers the kind)
+
+
+def owned_job(owner: str, job_id: str) -> Select:
+    """One of the key's jobs, as its routes see them (a study's event rows are not jobs)."""
+    return select(Job).where(Job.id == job_id, Job.owner == owner, Job.kind != EVENT)
 
 
 def event_row(owner: str, url: str, event_type: str, data: dict) -> Job:
@@ -206,7 +211,7 @@ class JobStore:
 
     def get(self, owner: str, job_id: str) -> Job | None:
         with self.sessions() as session:
-            query = select(Job).where(Job.id == job_id, Job.owner == owner, Job.kind != EVENT)
+            query = owned_job(owner, job_id)
             return session.scalars(query).first()
 
     def page(
@@ -227,7 +232,7 @@ class JobStore:
     def cancel(self, owner: str, job_id: str) -> Job | None:
         """Cancel a queued or running job and drop its result; a finished job is returned unchanged."""
         with self.sessions.begin() as session:
-            query = select(Job).where(Job.id == job_id, Job.owner == owner, Job.kind != EVENT)
+            query = owned_job(owner, job_id)
             job = session.scalars(self._locking(query)).first()
             if job is None or job.status in FINISHED:
                 return job
@@ -350,7 +355,7 @@ class JobStore:
         """Send a finished job's event again, now, with the same webhook-id (receivers deduplicate by it) and
         a fresh retry schedule; None if the key has no such job."""
         with self.sessions.begin() as session:
-            query = select(Job).where(Job.id == job_id, Job.owner == owner, Job.kind != EVENT)
+            query = owned_job(owner, job_id)
             job = session.scalars(self._locking(query)).first()
             if job is None:
                 return None

@@ -16,7 +16,7 @@ NO_KEYS = "-"  # the owner of every request when the service has no API keys
 
 class KeyQuotas:
     def __init__(self, quotas: QuotaSettings, metrics: Metrics) -> None:
-        self.quotas, self.metrics = quotas, metrics
+        self.metrics = metrics
         per_s = quotas.requests_per_s
         refusal = f"over this key's {per_s:g} requests a second (EMOTION_QUOTA_REQUESTS_PER_S); retry shortly"
         self.rates = RateLimiter(per_s, max(1.0, 2 * per_s), refusal) if per_s else None
