@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.api_keys = settings.load_api_keys()
-    describe_behaviour(app, keys_on=bool(app.state.api_keys))
+    describe_behaviour(app, settings, keys_on=bool(app.state.api_keys))
     install_error_handlers(app)
     if origins := settings.cors_origins:
         app.add_middleware(

@@ -7,7 +7,9 @@ import json
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import Send
 
 from service.failures import DOMAIN_ERRORS, failure_of
@@ -119,4 +121,18 @@ def install_error_handlers(app: FastAPI) -> None:
             413: "request_too_large",
             503: "overloaded",
         }.get(exc.status_code, "bad_request")
-        return error_response(request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return error_response(request, exc.status_code, code, str(exc.detail), headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method of the path's most specific routes (`/v1/studies/compare` before `/v1/studies/{id}`).
+    Starlette names only the first route matching the path, and routes here have one method each, so its
+    Allow header would leave out the path's other methods."""
+    by_specificity: dict[int, set[str]] = {}
+    for route in iter_route_contexts(request.app.routes):
+        if route.methods and compile_path(route.path)[0].fullmatch(request.url.path):
+            by_specificity.setdefault(route.path.count("{"), set()).update(route.methods)
+    return ", ".join(sorted(by_specificity[min(by_specificity)])) if by_specificity else ""

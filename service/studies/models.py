@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from service.options import Attributes
 from service.schemas import ModelRef
@@ -13,17 +13,24 @@ from service.schemas import ModelRef
 SessionState = Literal["queued", "receiving", "analysed", "excluded", "failed"]
 LinkMode = Literal["upload", "on-device", "on-device-or-upload"]
 Interval = tuple[float | None, float | None]
+# A JSON number with no fraction is an integer (JSON Schema agrees): 5.0 is taken as 5, strictness aside.
+# (The bounds come first: after the validator they would be lost from the JSON Schema.)
+SessionCount = Annotated[
+    int, Field(ge=1, le=1_000_000), BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)
+]
+# Request bodies: JSON true is not a time, nor "5" a number, and a field the body does not declare is refused.
+REQUEST_BODY = ConfigDict(strict=True, extra="forbid")
 
 
 class StudyEvent(BaseModel):
-    model_config = ConfigDict(strict=True)  # JSON true is not a time, nor "5" a number
+    model_config = REQUEST_BODY
 
     time_s: float = Field(ge=0, description="When it happens, in seconds from the stimulus's start.")
     label: str = Field(min_length=1, max_length=256, description='For example "brand appears".')
 
 
 class StudyCreate(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = REQUEST_BODY
 
     name: str = Field(min_length=1, max_length=256)
     stimulus_duration_s: float = Field(
@@ -36,8 +43,8 @@ class StudyCreate(BaseModel):
     callback_url: str | None = Field(
         None, max_length=2048, description="Where the study's signed events go (study.session.analysed, study.ready)."
     )
-    target_sessions: int | None = Field(
-        None, ge=1, le=1_000_000, description="Valid sessions at which the study is ready: study.ready is sent once."
+    target_sessions: SessionCount | None = Field(
+        None, description="Valid sessions at which the study is ready: study.ready is sent once."
     )
 
     @model_validator(mode="after")
@@ -279,7 +286,7 @@ class StimulusOut(BaseModel):
 
 
 class LinkCreate(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = REQUEST_BODY
 
     mode: LinkMode = Field(
         "upload",
@@ -294,7 +301,7 @@ class LinkCreate(BaseModel):
         description="Where the page sends the respondent at the end; {viewer} and {status} are filled in.",
     )
     expires_in_h: float = Field(168, gt=0, le=24 * 366)
-    max_sessions: int | None = Field(None, ge=1, le=1_000_000, description="Sessions after which the link is full.")
+    max_sessions: SessionCount | None = Field(None, description="Sessions after which the link is full.")
 
 
 class LinkInfo(BaseModel):

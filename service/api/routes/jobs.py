@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import ApiError
+from service.api.paging import Cursor, Limit, paged
 from service.api.routes.uploads import ERRORS
 from service.jobs.database import as_utc
 from service.jobs.kinds import VIDEO
@@ -198,14 +199,11 @@ async def list_jobs(
     status: Annotated[Literal[STATES] | None, Query()] = None,  # type: ignore[valid-type]
     tag: Annotated[str | None, Query(max_length=256)] = None,
     kind: Annotated[Literal["photo", "video", "session"] | None, Query(description="Only jobs of this kind.")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
 ) -> JobList:
     """This key's jobs, newest first, without their results; `next_cursor` fetches the next page."""
-    try:
-        page = await asyncio.to_thread(jobs.store.page, owner, status, tag, limit, cursor, kind)
-    except ValueError:
-        raise ApiError(422, "invalid_request", "cursor: not a cursor this service gave out") from None
+    page = await paged(lambda: jobs.store.page(owner, status, tag, limit, cursor, kind))
     return JobList(jobs=[job_status(j, with_result=False) for j in page.jobs], next_cursor=page.next_cursor)
 
 

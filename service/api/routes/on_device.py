@@ -22,6 +22,7 @@ from service.inference.browser_runtime import (
     runtime_folder,
     stored_name,
 )
+from service.inference.errors import UnknownModel
 from service.inference.model_store import StoredModel, read_graph
 from service.runtime import Runtime
 
@@ -67,10 +68,13 @@ async def runtime_file(name: str, request: Request) -> Response:
 
 
 def served_graph(runtime: Runtime, name: str) -> StoredModel:
-    """A graph this service runs: the detector, or one of its emotion models."""
+    """A graph this service runs: the detector, or one of its emotion models (404: not served here)."""
     if name == runtime.detector_model.name:
         return runtime.detector_model
-    return runtime.emotion(name).stored
+    try:
+        return runtime.emotion(name).stored
+    except UnknownModel as error:
+        raise ApiError(404, "unknown_model", error.message) from None
 
 
 @lru_cache(maxsize=8)

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.api.deps import IdempotencyKeyDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile, StimuliDep
 from service.api.errors import ApiError
+from service.api.paging import Cursor, Limit, paged
 from service.api.routes.uploads import ERRORS
 from service.jobs.database import as_utc
 from service.jobs.queue import Jobs
@@ -71,8 +72,6 @@ SEGMENT_ERRORS = {
     **REPORT_ERRORS,
     409: {"model": ErrorResponse, "description": "The segment has fewer valid viewers than the privacy floor."},
 }
-Limit = Annotated[int, Query(ge=1, le=100, description="Most items on one page.")]
-Cursor = Annotated[str | None, Query(max_length=512, description="The `next_cursor` of the previous page.")]
 
 
 def studies_of(jobs: JobsDep) -> StudyStore:
@@ -84,14 +83,6 @@ async def get_reports(request: Request) -> ReportPool:
 
 
 ReportsDep = Annotated[ReportPool, Depends(get_reports)]
-
-
-async def paged(page: Callable[[], T]) -> T:
-    """A store's page, off the event loop; a cursor it did not give out is a 422."""
-    try:
-        return await asyncio.to_thread(page)
-    except ValueError:
-        raise ApiError(422, "invalid_request", "cursor: not a cursor this service gave out") from None
 
 
 async def owned_study(store: StudyStore, owner: str, study_id: str) -> Study:

@@ -83,7 +83,7 @@ def test_the_runtime_and_graphs_are_served_for_the_browser(live: LiveService) ->
     described = httpx.get(f"{live.base}/v1/models/emotion-fast/browser").json()
     graph = httpx.get(f"{live.base}{described['graph']}").content
     assert hashlib.sha256(graph).hexdigest() == described["sha256"] and described["version"] == "3"
-    assert httpx.get(f"{live.base}/v1/models/emotion/browser").status_code == 422  # not served here
+    assert httpx.get(f"{live.base}/v1/models/emotion/browser").status_code == 404  # not served here
 
 
 HEAD_POSE = """async (landmarks) => {

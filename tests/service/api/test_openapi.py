@@ -34,3 +34,24 @@ def test_without_keys_the_key_is_optional_and_422_is_the_error_shape(settings: S
             assert {} in op["security"], path
         if "422" in op["responses"]:
             assert op["responses"]["422"]["content"]["application/json"]["schema"] == ERROR, path
+
+
+def test_limits_the_service_enforces_are_in_the_schema(settings: Settings) -> None:
+    document = create_app(settings).openapi()
+    served = list(settings.emotion_model_versions())
+    predict = document["paths"]["/v1/predict"]["post"]
+    assert next(p for p in predict["parameters"] if p["name"] == "model")["schema"]["enum"] == served
+    forms = {name: body for name, body in document["components"]["schemas"].items() if name.startswith("Body_")}
+    assert forms and all(body["additionalProperties"] is False for body in forms.values())
+    files = forms["Body_predict_v1_predict_post"]["properties"]["files"]
+    assert (files["minItems"], files["maxItems"], files["items"]["minLength"]) == (1, settings.max_files, 1)
+    assert forms["Body_submit_v1_jobs_post"]["properties"]["model"] == {
+        **forms["Body_submit_v1_jobs_post"]["properties"]["model"],
+        "type": "string",
+        "enum": served,
+    }
+    assert document["components"]["schemas"]["LinkCreate"]["additionalProperties"] is False
+    for path, ops in document["paths"].items():
+        for op in ops.values():
+            assert "{" not in path or "404" in op["responses"], path
+            assert "requestBody" not in op or {"400", "413"} <= set(op["responses"]), path
