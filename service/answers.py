@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from service.config import TrackingSettings
 from service.inference.errors import ImageRejected
@@ -18,14 +18,21 @@ from service.tracking.summary import AnalysedFrame, ClipSummary
 from service.video.analysis import ClipAnalysis, open_clip
 from service.video.decode import Clip
 
+# Counts one piece of work for the key it is bound to, e.g. record(images=1, faces=3) (service.jobs.usage).
+UseRecorder = Callable[..., None]
 
-async def analyse_photos(runtime: Runtime, emotion: ServedModel, uploads: list[bytes]) -> list[ImageFaces]:
-    """A request's photos within the photo timeout (TimeoutError past it). The caller holds the admission
-    slot: the route for a request, the worker for a job."""
+
+async def analyse_photos(
+    runtime: Runtime, emotion: ServedModel, uploads: list[bytes], record: UseRecorder
+) -> list[ImageFaces]:
+    """A request's photos within the photo timeout (TimeoutError past it), counted as the key's use. The
+    caller holds the admission slot: the route for a request, the worker for a job."""
     with emotion.batcher.reserve() as classify:
-        return await asyncio.wait_for(
+        analysed = await asyncio.wait_for(
             runtime.pipeline.analyse_many(uploads, classify), runtime.settings.request_timeout_s
         )
+    record(images=len(analysed), faces=sum(len(image.faces) for image in analysed))
+    return analysed
 
 
 def photo_answer(
@@ -60,12 +67,15 @@ class VideoAnswer:
         filename: str | None,
         request_id: str,
         keep_timeline: bool,
+        record: UseRecorder,
         tracking: TrackingSettings | None = None,
     ) -> None:
-        """`tracking`: the service's own unless given (study sessions detect over every full frame)."""
+        """`record` counts the clip's use for its key; `tracking`: the service's own unless given (study
+        sessions detect over every full frame)."""
         fps, smoothing = options.fps, options.smoothing
-        self.runtime, self.emotion, self.clip = runtime, emotion, clip
+        self.runtime, self.emotion, self.clip, self.record = runtime, emotion, clip, record
         self.filename, self.request_id = safe_filename(filename), request_id
+        self.counted = False  # finished() is asked more than once for one clip
         deadline = time.monotonic() + runtime.settings.video_timeout_s
         self.analysis = ClipAnalysis(
             clip,
@@ -94,6 +104,9 @@ class VideoAnswer:
             raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
         self.runtime.metrics.video_clips.inc()
         self.runtime.metrics.tracks_per_clip.observe(len(summary.kept()))
+        if not self.counted:
+            self.record(media_seconds=self.clip.length_ms / 1000, faces=len(summary.kept()))
+            self.counted = True
         return summary
 
     def result(self) -> VideoResponse:

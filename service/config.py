@@ -65,6 +65,7 @@ class QuotaSettings:
     requests_per_s: float
     queued_jobs: int
     stored_bytes: int
+    media_s_per_day: float
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,14 @@ class Settings(BaseSettings):
     quota_stored_bytes: int = Field(
         10 * 2**30, ge=0, description="Upload bytes one key's queued and running jobs may hold; 0: no limit."
     )
+    quota_media_s_per_day: float = Field(
+        86_400.0,
+        ge=0,
+        description="Seconds of clips, recordings and streams one key may have analysed per UTC day; 0: no limit.",
+    )
+    usage_retention_days: int = Field(
+        400, ge=1, description="Daily usage figures (GET /v1/usage) are deleted after this many days."
+    )
 
     # Audience studies (/v1/studies)
     study_session_fps: float = Field(
@@ -351,7 +360,9 @@ class Settings(BaseSettings):
 
     @property
     def quotas(self) -> QuotaSettings:
-        return QuotaSettings(self.quota_requests_per_s, self.quota_queued_jobs, self.quota_stored_bytes)
+        return QuotaSettings(
+            self.quota_requests_per_s, self.quota_queued_jobs, self.quota_stored_bytes, self.quota_media_s_per_day
+        )
 
     @property
     def links(self) -> LinkSettings:

@@ -19,6 +19,7 @@ from service.jobs.dispatcher import WebhookDispatcher
 from service.jobs.kinds import analysis_kinds
 from service.jobs.queue import Jobs, KindAnswer, open_jobs
 from service.jobs.sweeps import SWEEP_EVERY_S, sweep, sweep_orphans
+from service.jobs.usage import FLUSH_EVERY_S
 from service.jobs.worker import JobWorker, keep_running
 from service.ops.admission import Admission
 from service.ops.allocator import keep_one_warm_heap, returning_free_pages
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def job_kinds(runtime: Runtime, jobs: Jobs) -> dict[str, KindAnswer]:
     """Every kind of job this process answers."""
-    return {**analysis_kinds(runtime), **session_kinds(runtime, jobs)}
+    return {**analysis_kinds(runtime, jobs.usage), **session_kinds(runtime, jobs)}
 
 
 @contextlib.asynccontextmanager
@@ -69,8 +70,13 @@ class JobRunner:
         every_s = min(SWEEP_EVERY_S, self.jobs.settings.job_retention_h * 3600 / 2)
         sweeping = keep_running(lambda: sweep(self.jobs), self.stopping, every_s)
         orphans = keep_running(lambda: sweep_orphans(self.jobs), self.stopping, self.jobs.settings.media_orphan_age_s)
-        loops += [WebhookDispatcher(self.jobs).run(self.stopping), sweeping, orphans]
+        counting = keep_running(self.flush_usage, self.stopping, FLUSH_EVERY_S)
+        loops += [WebhookDispatcher(self.jobs).run(self.stopping), sweeping, orphans, counting]
         self.tasks = [asyncio.create_task(loop) for loop in loops]
+
+    async def flush_usage(self) -> bool:
+        await asyncio.to_thread(self.jobs.usage.flush)
+        return False  # nothing waits: the next flush comes after the pause
 
     async def stop(self, timeout_s: float) -> None:
         """Stop claiming; wait for the jobs in hand up to the timeout (their leases cover the rest)."""
@@ -83,6 +89,7 @@ class JobRunner:
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 log.error("a job loop failed", exc_info=task.exception())
+        await self.flush_usage()  # the last seconds' counts, including the jobs just finished
 
 
 async def run_workers(settings: Settings) -> None:

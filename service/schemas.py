@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -249,3 +249,21 @@ class JobStatus(BaseModel):
 class JobList(BaseModel):
     jobs: list[JobStatus] = Field(description="Newest first, without results.")
     next_cursor: str | None = None
+
+
+class UsageFigures(BaseModel):
+    requests: int = Field(description="Requests to /v1 let in (past the key check and its rate), streams included.")
+    images: int = Field(description="Photos analysed: /v1/predict, /v1/annotate and photo jobs.")
+    faces: int = Field(description="Faces found in those photos, and people followed through clips and recordings.")
+    media_seconds: float = Field(description="Seconds of clips, study recordings and streams analysed by the service.")
+    jobs: int = Field(description="Jobs submitted (POST /v1/jobs), replays of an Idempotency-Key not counted.")
+    study_sessions: int = Field(description="Study sessions: recordings submitted, and on-device sessions completed.")
+
+
+class UsageDay(UsageFigures):
+    day: date = Field(description="A UTC day.")
+
+
+class UsageReport(BaseModel):
+    days: list[UsageDay] = Field(description="Each UTC day of the range on which the key used anything, oldest first.")
+    total: UsageFigures = Field(description="The range's total.")

@@ -18,8 +18,8 @@ from service.api.intake import BodyBudget, IntakeMiddleware
 from service.api.middleware import RequestContextMiddleware
 from service.api.openapi import describe_behaviour
 from service.api.parameters import known_parameters
-from service.api.quotas import within_request_rate
-from service.api.routes import annotate, demo, links, on_device, ops, predict, stream, studies, video, watch
+from service.api.quotas import metered_request
+from service.api.routes import annotate, demo, links, on_device, ops, predict, stream, studies, usage, video, watch
 from service.api.routes import jobs as jobs_routes
 from service.api.security import require_api_key
 from service.api.shutdown import Drain
@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Added last, so it is outermost: even CORS and intake refusals get a request id and are counted.
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    keyed = [Depends(require_api_key), Depends(within_request_rate), Depends(known_parameters)]
+    keyed = [Depends(require_api_key), Depends(metered_request), Depends(known_parameters)]
     app.include_router(ops.router)
     app.include_router(predict.router, prefix="/v1", dependencies=keyed)
     app.include_router(predict.router, dependencies=keyed, include_in_schema=False)  # /predict, kept as an alias
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_routes.router, prefix="/v1", dependencies=keyed)
     app.include_router(studies.router, prefix="/v1", dependencies=keyed)
     app.include_router(links.router, prefix="/v1", dependencies=keyed)
+    app.include_router(usage.router, prefix="/v1", dependencies=keyed)
     app.include_router(watch.router)  # a participant link's token is its key: see service.api.routes.watch
     app.include_router(stream.router, prefix="/v1")  # checks its own keys: see service.api.routes.stream
     app.include_router(on_device.router, prefix="/v1", dependencies=[Depends(known_parameters)])

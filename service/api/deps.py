@@ -11,7 +11,9 @@ import hashlib
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
+from starlette.requests import HTTPConnection
 
+from service.answers import UseRecorder
 from service.api.errors import ApiError
 from service.api.security import api_key_header
 from service.jobs.media import MediaStore
@@ -68,9 +70,9 @@ async def get_stimuli(request: Request) -> MediaStore:
 StimuliDep = Annotated[MediaStore, Depends(get_stimuli)]
 
 
-def owner_of(request: Request, presented: str | None) -> str:
+def owner_of(connection: HTTPConnection, presented: str | None) -> str:
     """Whose jobs these are: a digest of the API key, or "-" when the service has no keys."""
-    if not request.app.state.api_keys:
+    if not connection.app.state.api_keys:
         return "-"
     return hashlib.sha256((presented or "").encode(errors="surrogatepass")).hexdigest()[:32]
 
@@ -80,6 +82,14 @@ async def get_owner(request: Request, presented: Annotated[str | None, Depends(a
 
 
 OwnerDep = Annotated[str, Depends(get_owner)]
+
+
+async def get_use_recorder(jobs: JobsDep, owner: OwnerDep) -> UseRecorder:
+    """What counts a request's work for its key (GET /v1/usage)."""
+    return jobs.usage.recorder(owner)
+
+
+UseDep = Annotated[UseRecorder, Depends(get_use_recorder)]
 
 
 async def refuse_second_file(request: Request) -> None:

@@ -34,7 +34,6 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
-QUOTA_RETRY_AFTER_S = "30"
 # What refuses a submission to the job queue or a study's request, and its HTTP answer.
 SUBMISSION_ERRORS = {
     IdempotencyConflict: (409, "idempotency_conflict", "this Idempotency-Key was used for a different request"),
@@ -61,8 +60,8 @@ def as_api_error(error: Exception) -> ApiError:
         return error
     if isinstance(error, RateLimited):
         return ApiError(429, "rate_limited", str(error), headers={"Retry-After": str(error.retry_after_s)})
-    if isinstance(error, QuotaExceeded):  # room comes back as the key's jobs finish
-        return ApiError(429, f"quota_{error.limit}", str(error), headers={"Retry-After": QUOTA_RETRY_AFTER_S})
+    if isinstance(error, QuotaExceeded):
+        return ApiError(429, f"quota_{error.limit}", str(error), headers={"Retry-After": str(error.retry_after_s)})
     if type(error) in SUBMISSION_ERRORS:
         status, code, message = SUBMISSION_ERRORS[type(error)]
         return ApiError(status, code, message or str(error))

@@ -17,6 +17,7 @@ from service.jobs.database import open_database
 from service.jobs.media import MediaStore, open_media_store
 from service.jobs.schema import CANCELLED, Job
 from service.jobs.store import JobStore
+from service.jobs.usage import UsageMeter
 from service.ops.metrics import Metrics
 from service.ops.quotas import KeyQuotas
 
@@ -33,6 +34,7 @@ class Jobs:
     settings: Settings
     metrics: Metrics
     quotas: KeyQuotas  # the process's per-key limits, shared with the API's request rate
+    usage: UsageMeter  # what each key used per day, counted where the work happens
 
     def drop_media(self, job: Job) -> None:
         """A job has ended (or was cancelled): its upload goes. Blocking: run it off the event loop."""
@@ -56,7 +58,8 @@ def open_jobs(settings: Settings, metrics: Metrics) -> Jobs:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     store, media = JobStore(open_database(url)), open_media_store(settings.media_store)
-    return Jobs(store, media, settings, metrics, KeyQuotas(settings.quotas, metrics))
+    usage = UsageMeter(store.engine, settings.quotas.media_s_per_day)
+    return Jobs(store, media, settings, metrics, KeyQuotas(settings.quotas, metrics), usage)
 
 
 class JobRefused(Exception):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, DateTime, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+# Kinds of job: a photo, a clip, a study viewer's recording, a study's event to deliver.
+PHOTO, VIDEO, SESSION, EVENT = "photo", "video", "session", "event"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 STATES = (QUEUED, RUNNING, *FINISHED)
 
@@ -52,3 +54,18 @@ class Job(Base):
     webhook_delivered_at: Mapped[datetime | None] = mapped_column(DateTime())
     webhook_given_up_at: Mapped[datetime | None] = mapped_column(DateTime())  # every retry failed, or 410
     webhook_target: Mapped[str | None] = mapped_column(String(300))  # scheme://host:port, see webhooks.target_of
+
+
+class Usage(Base):
+    """What one key used on one UTC day (service.jobs.usage): GET /v1/usage and the daily media quota."""
+
+    __tablename__ = "usage"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date(), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    images: Mapped[int] = mapped_column(BigInteger, default=0)
+    faces: Mapped[int] = mapped_column(BigInteger, default=0)  # in photos, and people followed through clips
+    media_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    jobs: Mapped[int] = mapped_column(BigInteger, default=0)
+    study_sessions: Mapped[int] = mapped_column(BigInteger, default=0)

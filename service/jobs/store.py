@@ -23,7 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from service.config import QuotaSettings
 from service.jobs.database import as_utc, utcnow
-from service.jobs.schema import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
+from service.jobs.schema import CANCELLED, EVENT, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from service.jobs.webhooks import target_of
 
 T = TypeVar("T")
@@ -34,11 +34,12 @@ class IdempotencyConflict(Exception):
 
 
 class QuotaExceeded(Exception):
-    """The key has as many jobs queued, or as many upload bytes waiting, as its quota allows (429)."""
+    """The key has used what its quota allows (429): jobs queued, upload bytes waiting, media seconds today.
+    Room comes back as its jobs finish (retry_after_s is a guess), or at midnight UTC for media."""
 
-    def __init__(self, limit: str, message: str) -> None:
+    def __init__(self, limit: str, message: str, retry_after_s: int = 30) -> None:
         super().__init__(message)
-        self.limit = limit
+        self.limit, self.retry_after_s = limit, retry_after_s
 
 
 class NoEvent(Exception):
@@ -95,7 +96,6 @@ def envelope(event_type: str, moment: datetime, data: dict) -> str:
 
 # A row of this kind is an event only: finished when written, it carries one webhook (a study's event),
 # and the dispatcher delivers it with the same signature, schedule, limits and retention as a job's.
-EVENT = "event"
 STUDY_SESSION = "session"  # a study session's analysis (service.studies.sessions registers the kind)
 
 

@@ -15,7 +15,7 @@ from service.answers import opened_clip
 from service.inference.errors import ImageRejected
 from service.inference.imaging import decode_image, sniff_container, sniff_format
 from service.jobs.queue import Jobs
-from service.jobs.schema import QUEUED, Job
+from service.jobs.schema import PHOTO, QUEUED, SESSION, Job
 from service.jobs.store import NewJob, QuotaExceeded
 from service.jobs.webhooks import check_url, safe_address
 from service.ops.quotas import NO_KEYS
@@ -75,9 +75,12 @@ def request_digest(data: bytes, kind: str, options: BaseModel, *more: object) ->
 
 async def queue(jobs: Jobs, new: NewJob, data: bytes) -> tuple[Job, bool]:
     """The job stored with its upload (True), or the one its idempotency key already made (False);
-    IdempotencyConflict for a key reused with another request, QuotaExceeded past the key's quota."""
+    IdempotencyConflict for a key reused with another request, QuotaExceeded past the key's quota (a
+    clip or a recording also past its daily media seconds; a replay is answered whatever the quota)."""
     quota = jobs.settings.quotas if new.owner != NO_KEYS else None
     try:
+        if new.kind != PHOTO and not await asyncio.to_thread(jobs.store.by_key, new.owner, new.idempotency_key):
+            await asyncio.to_thread(jobs.usage.check_media_quota, new.owner)
         job, created = await asyncio.to_thread(
             jobs.store.create, new, len(data), lambda job_id: jobs.media.save(job_id, data), jobs.media.delete, quota
         )
@@ -86,4 +89,5 @@ async def queue(jobs: Jobs, new: NewJob, data: bytes) -> tuple[Job, bool]:
         raise
     if created:
         jobs.metrics.jobs.labels(QUEUED).inc()
+        jobs.usage.add(new.owner, **({"study_sessions": 1} if new.kind == SESSION else {"jobs": 1}))
     return job, created

@@ -9,13 +9,16 @@ from datetime import timedelta
 from service.jobs.database import utcnow
 from service.jobs.queue import Jobs
 from service.jobs.schema import STATES
+from service.jobs.usage import today
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 15.0
 
 
 async def sweep(jobs: Jobs) -> bool:
-    """Delete finished jobs past retention (with any media left), and bring the state gauges up to date."""
+    """Delete finished jobs past retention (with any media left) and usage figures past theirs, and bring
+    the state gauges up to date."""
+    await asyncio.to_thread(jobs.usage.delete_before, today() - timedelta(days=jobs.settings.usage_retention_days))
     cutoff = utcnow() - timedelta(hours=jobs.settings.job_retention_h)
     expired = await asyncio.to_thread(jobs.store.expired, cutoff)
     for job in expired:

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +33,8 @@ if TYPE_CHECKING:  # the runtime holds the registry of streams below
 log = logging.getLogger(__name__)
 
 # WebSocket close codes (RFC 6455, section 7.4.1).
+# Asked with a stream's accepted key before its first frame: None admits it, a message refuses it.
+Admit = Callable[[str | None], str | None]
 NORMAL = 1000
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
@@ -89,15 +92,27 @@ class LiveStream:
     """One accepted WebSocket, from its first frame to its close."""
 
     def __init__(
-        self, websocket: WebSocket, runtime: Runtime, emotion: ServedModel, keys: list[str], presented_key: str | None
+        self,
+        websocket: WebSocket,
+        runtime: Runtime,
+        emotion: ServedModel,
+        keys: list[str],
+        presented_key: str | None,
+        admit: Admit,
     ) -> None:
+        """`admit` is asked once, with the accepted key, before the first frame: a refusal (the key's
+        daily media quota) closes the stream with 1013."""
         self.websocket = websocket
+        self.admit, self.admitted = admit, False
         self.runtime = runtime
         self.emotion = emotion
         self.settings = runtime.settings
         self.metrics = runtime.metrics
         self.keys = keys
         self.authorised = not keys or key_is_valid(presented_key, keys)
+        self.key = presented_key if self.authorised else None  # the accepted key, for its owner's usage
+        self.analysed_from_s: float | None = None  # the first and last analysed frames: the media seconds
+        self.analysed_to_s = 0.0
         self.options = StreamOptions(self.settings.stream_smoothing_s)
         tracking = self.settings.tracking
         self.tracker = FaceTracker(self.options.smoothing_s, tracking.max_gap_s)
@@ -146,6 +161,10 @@ class LiveStream:
                 first = False
                 if not self.authorised:
                     raise StreamClosed(POLICY_VIOLATION, "an API key is required: subprotocol key.<key>, or api_key")
+                if not self.admitted:
+                    if refusal := await asyncio.to_thread(self.admit, self.key):
+                        raise StreamClosed(TRY_AGAIN_LATER, refusal)
+                    self.admitted = True
                 if data is None:
                     raise StreamClosed(POLICY_VIOLATION, "after the first message, send frames as binary messages")
                 if len(data) > self.settings.stream_max_frame_bytes:
@@ -166,6 +185,11 @@ class LiveStream:
             log.exception("a live stream's receiver failed")
             self.stop(INTERNAL_ERROR, "internal error")
 
+    @property
+    def analysed_s(self) -> float:
+        """Seconds of the stream between its first and last analysed frames."""
+        return 0.0 if self.analysed_from_s is None else self.analysed_to_s - self.analysed_from_s
+
     async def _next_message(self) -> dict:
         """The next message, within the idle timeout, or within the key timeout while the key is still owed."""
         if self.authorised:
@@ -184,6 +208,7 @@ class LiveStream:
             self.options = parse_options(text, self.settings.stream_smoothing_s)
             if not self.authorised:
                 self.authorised = key_is_valid(self.options.api_key, self.keys)
+                self.key = self.options.api_key
         except StreamClosed:
             raise
         except Exception:
@@ -229,6 +254,9 @@ class LiveStream:
             "faces": [face.model_dump() for face in tracked_faces(faces, classes)],
         }
         await self._send(message)
+        if self.analysed_from_s is None:
+            self.analysed_from_s = frame.received_s
+        self.analysed_to_s = frame.received_s
         self.metrics.stream_frames.labels("analysed").inc()
         self.metrics.stream_latency_seconds.observe(latency_s)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from service.answers import VideoAnswer, opened_clip
 from service.inference.errors import ImageRejected
 from service.jobs.queue import JobRefused, Jobs, KindAnswer
-from service.jobs.schema import Job
+from service.jobs.schema import SESSION, Job
 from service.jobs.store import NewJob
 from service.jobs.submission import checked_kind, queue, request_digest
 from service.options import ClipOptions, SessionJob, SessionOrigin
@@ -24,8 +24,6 @@ from service.studies.schema import ANALYSED, EXCLUDED, Study
 from service.studies.store import ModelPinned, SessionView, StudyStore
 from service.studies.trace import AttentionLimits, exclusion, stimulus_seconds, trace_of, viewer_trace
 from service.video.decode import ACCEPTED as CLIP_FORMATS
-
-SESSION = "session"
 
 
 class StudyModelPinned(Exception):
@@ -111,7 +109,8 @@ def session_kinds(runtime: Runtime, jobs: Jobs) -> dict[str, KindAnswer]:
         # Full-frame detection on every frame: region detection misses some faces on alternate frames (a
         # weak face at the region's 80 px), and presence must not depend on that.
         every_frame = dataclasses.replace(runtime.settings.tracking, detection="full")
-        answer = VideoAnswer(runtime, emotion, clip, clip_options, None, job.id, True, every_frame)
+        record = jobs.usage.recorder(job.owner)
+        answer = VideoAnswer(runtime, emotion, clip, clip_options, None, job.id, True, record, every_frame)
         analysed_ms = []  # every analysed frame, with a face or not: what presence is measured against
         async with aclosing(answer.frames()) as frames:
             async for frame in frames:

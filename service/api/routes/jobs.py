@@ -21,9 +21,8 @@ from service.api.errors import ApiError
 from service.api.paging import Cursor, Limit, paged
 from service.api.routes.uploads import ERRORS
 from service.jobs.database import as_utc
-from service.jobs.kinds import VIDEO
 from service.jobs.queue import Jobs
-from service.jobs.schema import STATES, Job
+from service.jobs.schema import STATES, VIDEO, Job
 from service.jobs.store import NewJob
 from service.jobs.submission import check_callback, checked_kind, queue, request_digest
 from service.options import FPS_HELP, FPS_RANGE, SMOOTHING_HELP, SMOOTHING_RANGE, ClipJob, ClipOptions, PhotoJob

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, UploadFile
 
 from service.answers import photo_answer
-from service.api.deps import EmotionModelDep, ReadyRuntimeDep
+from service.api.deps import EmotionModelDep, ReadyRuntimeDep, UseDep
 from service.api.routes.uploads import ERRORS, FILES, analyse_uploads
 from service.schemas import PredictResponse
 
@@ -16,8 +16,12 @@ router = APIRouter(tags=["predict"])
 
 @router.post("/predict", response_model=PredictResponse, responses=ERRORS)
 async def predict(
-    request: Request, runtime: ReadyRuntimeDep, emotion: EmotionModelDep, files: Annotated[list[UploadFile], FILES]
+    request: Request,
+    runtime: ReadyRuntimeDep,
+    emotion: EmotionModelDep,
+    record: UseDep,
+    files: Annotated[list[UploadFile], FILES],
 ) -> PredictResponse:
     """Detect every face in each image (1 to 16 per request) and return its distribution over the seven emotions."""
-    analysed = await analyse_uploads(runtime, emotion, files, runtime.settings.max_files)
+    analysed = await analyse_uploads(runtime, emotion, files, runtime.settings.max_files, record)
     return photo_answer(runtime, emotion, [f.filename for f in files], analysed, request.state.request_id)

@@ -13,7 +13,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket
 
+from service.api.deps import owner_of
 from service.inference.errors import UnknownModel
+from service.jobs.queue import Jobs
+from service.jobs.store import QuotaExceeded
 from service.live.stream import INTERNAL_ERROR, POLICY_VIOLATION, TRY_AGAIN_LATER, LiveStream, close
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,17 @@ async def stream(
         await close(websocket, POLICY_VIOLATION, unknown.message)
         return
     presented = next((p.removeprefix(KEY_PREFIX) for p in offered if p.startswith(KEY_PREFIX)), None)
-    live = LiveStream(websocket, runtime, emotion, websocket.app.state.api_keys, presented)
+    jobs: Jobs = websocket.app.state.jobs
+
+    def admit(key: str | None) -> str | None:
+        try:
+            jobs.usage.check_media_quota(owner_of(websocket, key))
+        except QuotaExceeded as exceeded:
+            jobs.quotas.refused(owner_of(websocket, key), exceeded.limit)
+            return str(exceeded)
+        return None
+
+    live = LiveStream(websocket, runtime, emotion, websocket.app.state.api_keys, presented, admit)
     runtime.metrics.streams_open.inc()
     try:
         with runtime.streams.holding(live):
@@ -50,3 +63,5 @@ async def stream(
         await close(websocket, INTERNAL_ERROR, "internal error")
     finally:
         runtime.metrics.streams_open.dec()
+        if live.admitted:  # a stream let in is one request of its key's, and its analysed seconds
+            jobs.usage.add(owner_of(websocket, live.key), requests=1, media_seconds=live.analysed_s)

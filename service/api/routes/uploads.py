@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import File, UploadFile
 
-from service.answers import analyse_photos
+from service.answers import UseRecorder, analyse_photos
 from service.api.errors import ApiError, timed_out
 from service.inference.pipeline import ImageFaces
 from service.runtime import Runtime, ServedModel
@@ -25,12 +25,12 @@ ERRORS = {
 
 
 async def analyse_uploads(
-    runtime: Runtime, emotion: ServedModel, files: list[UploadFile], limit: int
+    runtime: Runtime, emotion: ServedModel, files: list[UploadFile], limit: int, record: UseRecorder
 ) -> list[ImageFaces]:
     if len(files) > limit:
         raise ApiError(422, "too_many_files", f"{len(files)} files sent; at most {limit} per request")
     try:
         with runtime.admission.slot():
-            return await analyse_photos(runtime, emotion, [await upload.read() for upload in files])
+            return await analyse_photos(runtime, emotion, [await upload.read() for upload in files], record)
     except TimeoutError:
         raise timed_out(runtime.settings.request_timeout_s) from None

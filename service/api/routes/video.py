@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from service.answers import VideoAnswer, opened_clip
-from service.api.deps import EmotionModelDep, ReadyRuntimeDep, SingleFile
+from service.api.deps import EmotionModelDep, JobsDep, OwnerDep, ReadyRuntimeDep, SingleFile
 from service.api.errors import DOMAIN_ERRORS, ApiError, as_api_error, error_body, timed_out
 from service.api.routes.uploads import ERRORS
 from service.options import ClipOptions
@@ -45,15 +45,20 @@ async def video(
     request: Request,
     runtime: ReadyRuntimeDep,
     emotion: EmotionModelDep,
+    jobs: JobsDep,
+    owner: OwnerDep,
     file: Annotated[UploadFile, File(description=f"One clip: {ACCEPTED}.")],
     options: Annotated[ClipOptions, Query()],
 ) -> VideoResponse | StreamingResponse:
     """Track every face through a clip and return each person's emotions over time."""
+    await asyncio.to_thread(jobs.usage.check_media_quota, owner)
     release = runtime.admission.acquire()  # over capacity: a 503 before any byte, in both forms
     try:
         clip = await opened_clip(runtime, await file.read(), options.fps)
         streamed = NDJSON in request.headers.get("accept", "")
-        answer = VideoAnswer(runtime, emotion, clip, options, file.filename, request.state.request_id, not streamed)
+        record = jobs.usage.recorder(owner)
+        request_id = request.state.request_id
+        answer = VideoAnswer(runtime, emotion, clip, options, file.filename, request_id, not streamed, record)
         if streamed:
             lines = ndjson_lines(answer, runtime.settings.video_timeout_s)
             response = SlotHoldingStreamingResponse(lines, release, media_type=NDJSON)

@@ -33,7 +33,7 @@ from service.runtime import Runtime
 from service.studies.links import LinkFull, LinkRefused, LinkStore, LinkView
 from service.studies.models import DeviceTraceAccepted, DeviceTraceIn
 from service.studies.on_device import device_model, save_device_trace
-from service.studies.schema import Study
+from service.studies.schema import RECEIVING, Study
 from service.studies.sessions import SessionUpload, submit_session
 from service.studies.store import StudyStore
 
@@ -235,4 +235,6 @@ async def watch_traces(
     if link.full and not await asyncio.to_thread(store.viewer_seen, joined.study.id, sent.viewer):
         raise LinkFull("this test has all the sessions it needs")
     view = await save_device_trace(runtime, store, joined.study, link.link.id, sent)
+    if view.status != RECEIVING:  # the final post: one session, counted once (a second is refused)
+        jobs.usage.add(joined.study.owner, study_sessions=1)
     return DeviceTraceAccepted(session_id=view.id, status=view.status)
