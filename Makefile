@@ -26,8 +26,8 @@ $(VENV)/.runtime: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --no-compile -e '.[dev,train,batch,postgres,objectstore]'
+$(VENV)/.dev: pyproject.toml clients/python/pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --no-compile -e '.[dev,train,batch,postgres,objectstore]' -e clients/python
 	touch $@ $(VENV)/.runtime
 
 prepare: $(VENV)/.runtime ## Install the runtime and fetch and verify the face detector into model_store/
