@@ -17,7 +17,7 @@ Cursor = Annotated[
     str | None,
     Query(
         max_length=512,
-        pattern=r"^[A-Za-z0-9_=-]+$",
+        pattern=r"^[A-Za-z0-9_=-]*$",  # empty: the first page
         description="The `next_cursor` of the previous page, as it was given (opaque; any other is a 422).",
     ),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -14,24 +14,37 @@ from service.jobs.usage import FIELDS, today
 from service.schemas import UsageDay, UsageFigures, UsageReport
 
 router = APIRouter(tags=["usage"])
+ISO_DAY = r"^\d{4}-\d{2}-\d{2}$"
 DEFAULT_DAYS = 30
 MOST_DAYS = 366
+
+
+def day_query(alias: str, description: str) -> Any:
+    """A day as YYYY-MM-DD only (a date parser would also take a Unix time such as `0`)."""
+    return Query(alias=alias, description=description, pattern=ISO_DAY, json_schema_extra={"format": "date"})
+
+
+def day_of(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ApiError(422, "invalid_request", f"{name}: not a calendar day (YYYY-MM-DD)") from None
 
 
 @router.get("/usage", response_model=UsageReport)
 async def usage(
     jobs: JobsDep,
     owner: OwnerDep,
-    first: Annotated[date | None, Query(alias="from", description="First UTC day; default: 29 before `to`.")] = None,
-    last: Annotated[date | None, Query(alias="to", description="Last UTC day, included; default: today.")] = None,
+    first: Annotated[str | None, day_query(alias="from", description="First UTC day; default: 29 before `to`.")] = None,
+    last: Annotated[str | None, day_query(alias="to", description="Last UTC day, included; default: today.")] = None,
 ) -> UsageReport:
     """This key's use per UTC day: requests, photos, faces, media seconds, jobs and study sessions. Up to
     this moment for this replica, and within a few seconds for the others."""
-    last = last or today()
-    first = first or last - timedelta(days=DEFAULT_DAYS - 1)
-    if first > last or (last - first).days >= MOST_DAYS:
+    to_day = day_of(last, "to") if last else today()
+    from_day = day_of(first, "from") if first else to_day - timedelta(days=DEFAULT_DAYS - 1)
+    if from_day > to_day or (to_day - from_day).days >= MOST_DAYS:
         raise ApiError(422, "invalid_request", f"from must not be after to, and the range at most {MOST_DAYS} days")
-    rows = await asyncio.to_thread(jobs.usage.days, owner, first, last)
+    rows = await asyncio.to_thread(jobs.usage.days, owner, from_day, to_day)
     days = [UsageDay(day=row.day, **{name: getattr(row, name) for name in FIELDS}) for row in rows]
     total = UsageFigures(**{name: sum(getattr(day, name) for day in days) for name in FIELDS})
     return UsageReport(days=days, total=total)
