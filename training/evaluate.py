@@ -14,10 +14,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from service.inference.classifier import model_input as service_model_input
-from service.inference.model_store import read_graph
+from service.inference.model_store import onnxruntime_session
 from training.data import SPLIT_USAGE, load_split
 from training.metrics import Report, classification_report, plot_confusion
 
@@ -31,7 +30,7 @@ def model_input(images: np.ndarray) -> np.ndarray:
 
 def onnx_probabilities(model_path: Path, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Run uint8 faces [N, 48, 48] through an exported graph, as the service does."""
-    session = ort.InferenceSession(read_graph(model_path), providers=["CPUExecutionProvider"])
+    session = onnxruntime_session(model_path)
     name = session.get_inputs()[0].name
     outputs = [
         session.run(None, {name: model_input(images[i : i + batch_size])})[0] for i in range(0, len(images), batch_size)

@@ -25,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
 from torch import nn
 
-from service.inference.model_store import available_versions, graph_sha256, store_compressed
+from service.inference.model_store import available_versions, graph_sha256, onnxruntime_session, store_compressed
 from training.calibrate_alignment import TEMPLATE_PATH
 from training.data import CLASSES, load_split
 from training.evaluate import PIXEL_SCALE, model_input, onnx_probabilities
@@ -111,7 +110,7 @@ class FaceReader(CalibrationDataReader):
 
 
 def crops_per_second(path: Path, batch: int = 32, repeats: int = 30) -> float:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnxruntime_session(path)
     x = np.random.default_rng(0).random((batch, 1, 48, 48), dtype=np.float32)
     session.run(None, {"input": x})
     started = time.perf_counter()
