@@ -28,7 +28,7 @@ def test_the_live_service_conforms_to_its_own_schema(keys_on: bool, tmp_path: Pa
         command = [str(Path(sys.executable).with_name("st")), "--config-file", str(CONFIG), "--no-color", "run"]
         command += [f"{service.base}/openapi.json", "--checks", "all", "--max-examples", "60", "--seed", SEED]
         command += ["--header", f"X-API-Key: {KEY}"] if keys_on else []
-        run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache
         document = httpx.get(f"{service.base}/openapi.json").json()
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     operations = sum(len(methods) for methods in document["paths"].values())
