@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -41,7 +41,8 @@ async def usage(
     """This key's use per UTC day: requests, photos, faces, media seconds, jobs and study sessions. Up to
     this moment for this replica, and within a few seconds for the others."""
     to_day = day_of(last, "to") if last else today()
-    from_day = day_of(first, "from") if first else to_day - timedelta(days=DEFAULT_DAYS - 1)
+    # By default the 30 days to `to`, or fewer where the calendar begins (to=0001-01-01).
+    from_day = day_of(first, "from") if first else date.fromordinal(max(1, to_day.toordinal() - DEFAULT_DAYS + 1))
     if from_day > to_day or (to_day - from_day).days >= MOST_DAYS:
         raise ApiError(422, "invalid_request", f"from must not be after to, and the range at most {MOST_DAYS} days")
     rows = await asyncio.to_thread(jobs.usage.days, owner, from_day, to_day)

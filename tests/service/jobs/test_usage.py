@@ -99,4 +99,5 @@ def test_a_range_is_checked(service: LiveService) -> None:
     assert usage(service.base, A, to="yesterday").status_code == 422
     assert usage(service.base, A, to="0").status_code == 422  # a date parser would read a Unix time
     assert usage(service.base, A, to="2026-02-30").status_code == 422
+    assert usage(service.base, A, to="0001-01-01").json()["days"] == []  # the calendar's first day
     assert usage(service.base, A, **{"from": tomorrow, "to": tomorrow}).json()["days"] == []
