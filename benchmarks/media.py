@@ -102,12 +102,15 @@ def bench_video(workdir: Path, detection: str, model: str = "emotion", fps: floa
     }
 
 
-async def one_stream(url: str, frames: list[bytes], fps: float, seconds: float) -> dict:
-    """Send frames at a camera's pace and read answers as they come; client-side latency per answer."""
+async def one_stream(url: str, frames: list[bytes], fps: float, seconds: float, first: dict | None = None) -> dict:
+    """Send frames at a camera's pace and read answers as they come; client-side latency per answer.
+    `first`: the stream's first message (its options), if any."""
     sent_at: dict[int, float] = {}
     latencies: list[float] = []
     answers = dropped = 0
     async with websockets.connect(url, subprotocols=["emotion-stream"], max_size=None) as ws:
+        if first is not None:
+            await ws.send(json.dumps(first))
 
         async def receive() -> None:
             nonlocal answers, dropped
@@ -129,12 +132,16 @@ async def one_stream(url: str, frames: list[bytes], fps: float, seconds: float) 
     return {"sent": n, "answers": answers, "dropped": dropped, "latencies": latencies, "seconds": elapsed}
 
 
-async def streams_at_once(url: str, frames: list[bytes], count: int, fps: float, seconds: float) -> list[dict]:
-    return await asyncio.gather(*(one_stream(url, frames, fps, seconds) for _ in range(count)))
+async def streams_at_once(
+    url: str, frames: list[bytes], count: int, fps: float, seconds: float, first: dict | None = None
+) -> list[dict]:
+    return await asyncio.gather(*(one_stream(url, frames, fps, seconds, first) for _ in range(count)))
 
 
-def bench_streams(detection: str, fps: float = 15, seconds: float = 20, model: str | None = None) -> list[dict]:
-    """One stream of 640x480 frames at 15 fps, then eight at once."""
+def bench_streams(
+    detection: str, fps: float = 15, seconds: float = 20, model: str | None = None, first_message: dict | None = None
+) -> list[dict]:
+    """One stream of 640x480 frames at 15 fps, then eight at once (each opened with `first_message`)."""
     frames = [
         cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in clip_frames("asl-please.mp4")
     ]
@@ -142,7 +149,7 @@ def bench_streams(detection: str, fps: float = 15, seconds: float = 20, model: s
     with running_service(log_level="warning", detection=detection) as service:
         url = service.base.replace("http://", "ws://") + "/v1/stream" + (f"?model={model}" if model else "")
         for count in (1, 8):
-            results = asyncio.run(streams_at_once(url, frames, count, fps, seconds))
+            results = asyncio.run(streams_at_once(url, frames, count, fps, seconds, first_message))
             latencies = sorted(v for r in results for v in r["latencies"])
             sent = sum(r["sent"] for r in results)
             rows.append(

@@ -1,7 +1,7 @@
 """Measure the service against its own limits, all in one run so the ratios hold on a noisy machine.
 
     python -m benchmarks.run [--soak-requests 10000] [--quick]
-        [--only models video streams batch jobs studies on_device]
+        [--only models video streams batch jobs studies on_device descriptors]
 
 Writes benchmarks/results.json and benchmarks/results.md, and puts the table into docs/benchmarks.md.
 """
@@ -27,6 +27,7 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.batch import bench_batch
+from benchmarks.descriptors import bench_descriptors, descriptors_markdown
 from benchmarks.jobs import bench_jobs
 from benchmarks.media import bench_models, bench_streams, bench_video
 from benchmarks.on_device import bench_on_device
@@ -42,7 +43,7 @@ from training.scenes import place_faces
 HERE = Path(__file__).resolve().parent
 REPORT = PROJECT_ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-SECTIONS = ["models", "video", "streams", "batch", "jobs", "studies", "on_device"]
+SECTIONS = ["models", "video", "streams", "batch", "jobs", "studies", "on_device", "descriptors"]
 ROUNDS = 3  # comparisons that make a target are alternated over rounds, medians reported
 
 
@@ -338,6 +339,8 @@ def media_markdown(results: dict) -> list[str]:
             f"**{device['downloaded_mb']} MB** besides the ad (budget 15 MB) and sends "
             f"**{device['sent_kb_per_min']} KB** a minute of viewing in {device['posts']} posts (budget 50 KB).",
         ]
+    if described := results.get("descriptors"):
+        lines += descriptors_markdown(described)
     return lines
 
 
@@ -422,6 +425,8 @@ def measure_media(data: Path, sections: list[str]) -> dict:
         measured["studies"] = bench_studies()
     if "on_device" in sections:
         measured["on_device"] = bench_on_device()
+    if "descriptors" in sections:
+        measured["descriptors"] = bench_descriptors(build_scenes(data))
     return measured
 
 

@@ -23,25 +23,30 @@ UseRecorder = Callable[..., None]
 
 
 async def analyse_photos(
-    runtime: Runtime, emotion: ServedModel, uploads: list[bytes], record: UseRecorder
+    runtime: Runtime, emotion: ServedModel, uploads: list[bytes], record: UseRecorder, describe: bool = False
 ) -> list[ImageFaces]:
     """A request's photos within the photo timeout (TimeoutError past it), counted as the key's use. The
     caller holds the admission slot: the route for a request, the worker for a job."""
     with emotion.batcher.reserve() as classify:
         analysed = await asyncio.wait_for(
-            runtime.pipeline.analyse_many(uploads, classify), runtime.settings.request_timeout_s
+            runtime.pipeline.analyse_many(uploads, classify, describe), runtime.settings.request_timeout_s
         )
     record(images=len(analysed), faces=sum(len(image.faces) for image in analysed))
     return analysed
 
 
 def photo_answer(
-    runtime: Runtime, emotion: ServedModel, names: list[str | None], analysed: list[ImageFaces], request_id: str
+    runtime: Runtime,
+    emotion: ServedModel,
+    names: list[str | None],
+    analysed: list[ImageFaces],
+    request_id: str,
+    described: bool = False,
 ) -> PredictResponse:
     classes = emotion.classifier.classes
     return PredictResponse(
         request_id=request_id,
-        models=model_refs(runtime.models(emotion)),
+        models=model_refs(runtime.models(emotion, described)),
         images=[image_result(name, a, classes) for name, a in zip(names, analysed)],
     )
 
@@ -77,6 +82,7 @@ class VideoAnswer:
         self.filename, self.request_id = safe_filename(filename), request_id
         self.counted = False  # finished() is asked more than once for one clip
         deadline = time.monotonic() + runtime.settings.video_timeout_s
+        self.described = options.descriptors
         self.analysis = ClipAnalysis(
             clip,
             fps,
@@ -87,6 +93,7 @@ class VideoAnswer:
             smoothing,
             keep_timeline=keep_timeline,
             deadline=deadline,
+            describe=options.descriptors,
         )
 
     def frames(self) -> AsyncIterator[AnalysedFrame]:
@@ -115,7 +122,7 @@ class VideoAnswer:
         info = self.clip.info
         return VideoResponse(
             request_id=self.request_id,
-            models=model_refs(self.runtime.models(self.emotion)),
+            models=model_refs(self.runtime.models(self.emotion, self.described)),
             video=VideoInfo(
                 filename=self.filename,
                 width=info.width,

@@ -11,6 +11,7 @@ FPS_RANGE = {"ge": 0.2, "le": 120}
 SMOOTHING_RANGE = {"ge": 0, "le": 60}
 FPS_HELP = "Frames analysed per second of video."
 SMOOTHING_HELP = "Seconds of temporal smoothing per person; 0 turns it off."
+DESCRIPTORS_HELP = "Also what each face does: 52 blendshapes, smile and other actions, gaze, and a mesh head pose."
 
 
 class ClipOptions(BaseModel):
@@ -18,6 +19,7 @@ class ClipOptions(BaseModel):
 
     fps: float = Field(5.0, **FPS_RANGE, description=FPS_HELP)
     smoothing: float = Field(1.0, **SMOOTHING_RANGE, description=SMOOTHING_HELP)
+    descriptors: bool = Field(False, description=DESCRIPTORS_HELP)
 
 
 DEFAULT_CLIP = ClipOptions()
@@ -36,6 +38,7 @@ class PhotoJob(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     model: str | None = None  # the emotion model; None: the service's default when the job runs
+    descriptors: bool = False
 
 
 class ClipJob(ClipOptions):

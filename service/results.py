@@ -7,14 +7,17 @@ import re
 
 import numpy as np
 
+from service.inference.face_mesh import FaceDescription
 from service.inference.faces import Faces
 from service.inference.head_pose import head_pose
 from service.inference.model_store import StoredModel
 from service.inference.pipeline import ImageFaces
 from service.schemas import (
+    Actions,
     Box,
     EmotionScores,
     Face,
+    Gaze,
     HeadPose,
     ImageResult,
     Landmarks,
@@ -50,20 +53,26 @@ def face_result(faces: Faces, row: int, probabilities: np.ndarray, classes: tupl
     """One row of `faces` with the given distribution (this frame's, or the track's smoothed one)."""
     x1, y1, x2, y2 = (round(float(v), 1) for v in faces.boxes[row])
     points = faces.landmarks[row]
-    return Face(
+    face = Face(
         box=Box(x=x1, y=y1, width=round(x2 - x1, 1), height=round(y2 - y1, 1)),
         landmarks=Landmarks(
             **{n: Point(x=round(float(x), 1), y=round(float(y), 1)) for n, (x, y) in zip(LANDMARK_NAMES, points)}
         ),
-        head_pose=pose_result(points),
+        head_pose=pose_result(head_pose(points)),
         detection_score=round(float(faces.scores[row]), 4),
         emotions=emotion_scores(probabilities, classes),
         dominant_emotion=classes[int(np.argmax(probabilities))],
     )
+    if faces.descriptions is not None:
+        described: FaceDescription = faces.descriptions[row]
+        face.descriptors = {name: round(score, 4) for name, score in described.blendshapes.items()}
+        face.actions = Actions(**{name: round(value, 4) for name, value in described.derived.items()})
+        face.gaze = Gaze(yaw=round(described.gaze[0], 1), pitch=round(described.gaze[1], 1))
+        face.head_pose = pose_result(described.head_pose)  # the whole mesh's, not five points'
+    return face
 
 
-def pose_result(landmarks: np.ndarray) -> HeadPose | None:
-    pose = head_pose(landmarks)
+def pose_result(pose: tuple[float, float, float] | None) -> HeadPose | None:
     return None if pose is None else HeadPose(**dict(zip(("yaw", "pitch", "roll"), (round(a, 1) for a in pose))))
 
 

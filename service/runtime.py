@@ -11,7 +11,7 @@ from service.config import Settings
 from service.inference.batcher import MicroBatcher
 from service.inference.classifier import EmotionClassifier
 from service.inference.errors import UnknownModel
-from service.inference.loading import load_detector
+from service.inference.loading import load_detector, load_face_mesh
 from service.inference.model_store import ModelStoreError, StoredModel, resolve
 from service.inference.pipeline import Pipeline
 from service.ops.admission import Admission
@@ -55,9 +55,12 @@ class Runtime:
             raise UnknownModel(name, list(self.emotion_models))
         return served
 
-    def models(self, emotion: ServedModel | None = None) -> dict[str, StoredModel]:
-        """The models behind an answer: the detector and the emotion model used (default: the default one)."""
-        return {"detector": self.detector_model, "emotion": (emotion or self.emotion()).stored}
+    def models(self, emotion: ServedModel | None = None, described: bool = False) -> dict[str, StoredModel]:
+        """The models behind an answer: the detector and the emotion model used (default: the default one),
+        and the face mesh's when the answer has descriptors."""
+        models = {"detector": self.detector_model, "emotion": (emotion or self.emotion()).stored}
+        mesh = self.pipeline.face_mesh
+        return {**models, **mesh.stored} if described and mesh is not None else models
 
     def can_classify(self) -> bool:
         """Whether every model's micro-batcher is running (a stopped one is restarted by the next request)."""
@@ -93,6 +96,7 @@ def load_emotion_models(settings: Settings, metrics: Metrics) -> dict[str, Serve
 def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
     """Load and verify every model; raises ModelStoreError when the store is not prepared."""
     detector_model, detector = load_detector(settings)
+    face_mesh = load_face_mesh(settings)
     emotion_models = load_emotion_models(settings, metrics)
     default = emotion_models[settings.default_emotion_model].classifier
     pipeline = Pipeline(
@@ -103,8 +107,10 @@ def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
         settings.max_image_pixels,
         settings.max_request_pixels,
         (settings.detect_region_face_px, settings.detect_region_margin),
+        face_mesh,
     )
-    for role, model in [("detector", detector_model), *(("emotion", m.stored) for m in emotion_models.values())]:
+    loaded = [("detector", detector_model), *(("emotion", m.stored) for m in emotion_models.values())]
+    for role, model in [*loaded, *face_mesh.stored.items()]:
         metrics.model_info.labels(role, model.name, model.version, model.sha256).set(1)
         log.info("loaded %s model %s version %s sha256 %s", role, model.name, model.version, model.sha256)
     admission = Admission(settings.max_concurrent_requests, metrics)
@@ -117,7 +123,12 @@ def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
 def warm_up(runtime: Runtime) -> None:
     """Run every model once at its usual shapes so the first client does not pay for set-up."""
     side = runtime.settings.detect_max_side
-    runtime.pipeline.detector.detect(np.full((side * 3 // 4, side, 3), 127, np.uint8))
+    blank = np.full((side * 3 // 4, side, 3), 127, np.uint8)
+    runtime.pipeline.detector.detect(blank)
+    if runtime.pipeline.face_mesh is not None:  # the descriptors' graphs, on a face-sized box of the blank
+        runtime.pipeline.face_mesh.describe(
+            blank, np.array([100, 100, 228, 260.0]), np.array([[140, 160], [190, 160.0]])
+        )
     for served in runtime.emotion_models.values():
         classifier = served.classifier
         for batch in (1, runtime.settings.max_batch_size):

@@ -51,11 +51,29 @@ class EmotionScores(BaseModel):
 
 
 class HeadPose(BaseModel):
-    """Degrees, estimated from the five landmarks: yaw and roll within a few degrees, pitch roughly."""
+    """Degrees. From the five landmarks (yaw and roll within a few degrees, pitch roughly), or, with
+    `descriptors=true`, fitted to the whole face mesh."""
 
     yaw: float = Field(description="Positive when the face turns toward the image's right.")
     pitch: float = Field(description="Positive when the face tilts up.")
     roll: float = Field(description="Positive when the face leans clockwise in the image.")
+
+
+class Actions(BaseModel):
+    """What the face does, each from 0 to 1: the mean of the blendshapes named (docs/api.md#descriptors)."""
+
+    smile: float = Field(description="mouthSmileLeft, mouthSmileRight.")
+    brow_furrow: float = Field(description="browDownLeft, browDownRight.")
+    brow_raise: float = Field(description="browInnerUp, browOuterUpLeft, browOuterUpRight.")
+    eye_closure: float = Field(description="eyeBlinkLeft, eyeBlinkRight.")
+    jaw_open: float = Field(description="jawOpen.")
+
+
+class Gaze(BaseModel):
+    """Where the eyes point relative to the camera, in degrees: the head's turn plus the eyes' own."""
+
+    yaw: float = Field(description="Positive toward the image's right.")
+    pitch: float = Field(description="Positive upward.")
 
 
 class Face(BaseModel):
@@ -65,6 +83,14 @@ class Face(BaseModel):
     detection_score: float = Field(ge=0, le=1)
     emotions: EmotionScores
     dominant_emotion: Emotion
+    descriptors: dict[str, float] | None = Field(
+        None,
+        description="With descriptors=true: MediaPipe's 52 blendshape scores (0 to 1) by their ARKit-style names "
+        "(mouthSmileLeft, browDownRight, eyeBlinkLeft, jawOpen, ...; `_neutral` is the model's own). What the face "
+        "visibly does, not what the person feels.",
+    )
+    actions: Actions | None = Field(None, description="With descriptors=true: five descriptors derived from those.")
+    gaze: Gaze | None = Field(None, description="With descriptors=true.")
 
 
 class ImageResult(BaseModel):
@@ -79,9 +105,13 @@ class ModelRef(BaseModel):
     version: str
 
 
+# The models behind an answer: the face mesh's two graphs too when it has descriptors.
+AnswerModels = dict[Literal["detector", "emotion", "face_landmarks", "face_blendshapes"], ModelRef]
+
+
 class PredictResponse(BaseModel):
     request_id: str
-    models: dict[Literal["detector", "emotion"], ModelRef]
+    models: AnswerModels
     images: list[ImageResult] = Field(description="One entry per uploaded file, in upload order.")
 
 
@@ -134,7 +164,7 @@ class VideoSummary(BaseModel):
 
 class VideoResponse(BaseModel):
     request_id: str
-    models: dict[Literal["detector", "emotion"], ModelRef]
+    models: AnswerModels
     video: VideoInfo
     tracks: list[TrackResult] = Field(description="One per person, in order of first appearance.")
     summary: VideoSummary

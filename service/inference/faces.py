@@ -28,6 +28,7 @@ class Faces:
     probabilities: np.ndarray | None = None  # [n, classes] this frame's model output
     track_ids: np.ndarray | None = None  # [n] int64, from the tracker
     smoothed: np.ndarray | None = None  # [n, classes] probabilities smoothed over the track
+    descriptions: np.ndarray | None = None  # [n] FaceDescription objects (service.inference.face_mesh), on request
 
     def __post_init__(self) -> None:
         for column in dataclasses.fields(self):

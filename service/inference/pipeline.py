@@ -16,6 +16,7 @@ from service.inference.alignment import align_faces
 from service.inference.classifier import CropSpec, EmotionClassifier
 from service.inference.detector import FaceDetector
 from service.inference.errors import ImageRejected, InferenceFailed
+from service.inference.face_mesh import FaceMesh
 from service.inference.faces import Faces
 from service.inference.imaging import claimed_pixels, decode_image
 from service.ops.metrics import Metrics
@@ -70,8 +71,10 @@ class Pipeline:
         max_image_pixels: int,
         max_request_pixels: int,
         region: tuple[int, float] = (80, 0.6),
+        face_mesh: FaceMesh | None = None,
     ) -> None:
         self.region = region  # around expected faces: the face's size in pixels to detect at, the margin
+        self.face_mesh = face_mesh  # what the descriptors come from, when asked for
         self.detector = detector
         self.classifier = classifier
         self.metrics = metrics
@@ -85,27 +88,40 @@ class Pipeline:
         yield
         self.metrics.stage_seconds.labels(name).observe(time.perf_counter() - started)
 
-    def prepare(self, data: bytes) -> ImageFaces:
-        """Everything before classification, for one upload. Blocking: run it in a worker thread."""
+    def prepare(self, data: bytes, describe: bool = False) -> ImageFaces:
+        """Everything before classification, for one upload (with each face's descriptors if asked).
+        Blocking: run it in a worker thread."""
         try:
             with self._stage("decode"):
                 image = decode_image(data, self.max_file_bytes, self.max_image_pixels)
         except ImageRejected as rejection:
             self.metrics.rejected.labels(rejection.reason).inc()
             raise
-        prepared = self.prepare_frame(image)
+        prepared = self.prepare_frame(image, describe=describe)
         self.metrics.faces_per_image.observe(len(prepared.faces))
         self.metrics.images.inc()
         return prepared
 
-    def prepare_frame(self, image: np.ndarray, expected: np.ndarray | None = None) -> ImageFaces:
+    def prepare_frame(
+        self, image: np.ndarray, expected: np.ndarray | None = None, describe: bool = False
+    ) -> ImageFaces:
         """Detect and align the faces of an already decoded image (a photo, or a frame of a clip or stream):
-        over the whole image, or, given the boxes where tracked faces are expected, only around those."""
+        over the whole image, or, given the boxes where tracked faces are expected, only around those.
+        With `describe`, each face also gets its descriptors (the face mesh)."""
         if expected is None:
-            return prepare_faces(image, self.detector, self.classifier.spec, self._stage)
-        with self._stage("detect_region"):
-            faces = self.detector.detect_around(image, expected, *self.region)
-        return aligned(image, faces, self.classifier.spec, self._stage)
+            prepared = prepare_faces(image, self.detector, self.classifier.spec, self._stage)
+        else:
+            with self._stage("detect_region"):
+                faces = self.detector.detect_around(image, expected, *self.region)
+            prepared = aligned(image, faces, self.classifier.spec, self._stage)
+        return self.described(prepared) if describe else prepared
+
+    def described(self, prepared: ImageFaces) -> ImageFaces:
+        if self.face_mesh is None or not len(prepared.faces):
+            return prepared
+        with self._stage("describe"):
+            descriptions = self.face_mesh.describe_all(prepared.image, prepared.faces)
+        return ImageFaces(prepared.image, prepared.faces.with_columns(descriptions=descriptions))
 
     def analyse(self, data: bytes, classifier: EmotionClassifier | None = None) -> ImageFaces:
         """One image start to finish in the calling thread, for the command line and benchmarks.
@@ -116,11 +132,13 @@ class Pipeline:
         crops = prepared.faces.crops
         return self._attach(prepared, classifier(crops) if len(crops) else None)
 
-    async def analyse_many(self, uploads: list[bytes], classify: AsyncClassify) -> list[ImageFaces]:
+    async def analyse_many(
+        self, uploads: list[bytes], classify: AsyncClassify, describe: bool = False
+    ) -> list[ImageFaces]:
         """All uploads of a request: images prepared concurrently, all faces classified in one call."""
         self._check_request_pixels(uploads)
         prepared = await asyncio.gather(
-            *(asyncio.to_thread(self._prepare_numbered, i, d) for i, d in enumerate(uploads))
+            *(asyncio.to_thread(self._prepare_numbered, i, d, describe) for i, d in enumerate(uploads))
         )
         crops = [p.faces.crops for p in prepared if len(p.faces)]
         try:
@@ -143,9 +161,9 @@ class Pipeline:
             message = f"the images together have {total} pixels, over the {self.max_request_pixels} pixel limit"
             raise ImageRejected(413, "too_many_pixels", message)
 
-    def _prepare_numbered(self, index: int, data: bytes) -> ImageFaces:
+    def _prepare_numbered(self, index: int, data: bytes, describe: bool) -> ImageFaces:
         try:
-            return self.prepare(data)
+            return self.prepare(data, describe)
         except ImageRejected as rejection:
             rejection.message = f"files[{index}]: {rejection.message}"
             raise

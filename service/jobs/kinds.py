@@ -15,8 +15,9 @@ def analysis_kinds(runtime: Runtime, usage: UsageMeter) -> dict[str, KindAnswer]
     async def photo(job: Job, data: bytes) -> str:
         options = PhotoJob.model_validate(job.options)
         emotion = runtime.emotion(options.model)
-        analysed = await analyse_photos(runtime, emotion, [data], usage.recorder(job.owner))
-        return photo_answer(runtime, emotion, [job.filename], analysed, job.id).model_dump_json()
+        described = options.descriptors
+        analysed = await analyse_photos(runtime, emotion, [data], usage.recorder(job.owner), described)
+        return photo_answer(runtime, emotion, [job.filename], analysed, job.id, described).model_dump_json()
 
     async def video(job: Job, data: bytes) -> str:
         options = ClipJob.model_validate(job.options)

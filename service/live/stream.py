@@ -52,11 +52,13 @@ class StreamClosed(Exception):
 
 @dataclass(frozen=True)
 class StreamOptions:
-    """What the optional first text message sets: `{"smoothing": seconds, "max_fps": n, "api_key": key}`."""
+    """What the optional first text message sets:
+    `{"smoothing": seconds, "max_fps": n, "descriptors": true, "api_key": key}`."""
 
     smoothing_s: float
     max_fps: float | None = None
     api_key: str | None = None
+    descriptors: bool = False
 
 
 @dataclass
@@ -75,8 +77,8 @@ def parse_options(text: str, default_smoothing_s: float) -> StreamOptions:
         message = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         raise StreamClosed(POLICY_VIOLATION, "the first text message must be a JSON object") from None
-    if not isinstance(message, dict) or set(message) - {"smoothing", "max_fps", "api_key"}:
-        raise StreamClosed(POLICY_VIOLATION, 'configure with {"smoothing": seconds, "max_fps": n}')
+    if not isinstance(message, dict) or set(message) - {"smoothing", "max_fps", "api_key", "descriptors"}:
+        raise StreamClosed(POLICY_VIOLATION, 'configure with {"smoothing": seconds, "max_fps": n, "descriptors": true}')
     smoothing = message.get("smoothing", default_smoothing_s)
     max_fps, key = message.get("max_fps"), message.get("api_key")
     if not number_in(smoothing, 0, 60):
@@ -85,7 +87,10 @@ def parse_options(text: str, default_smoothing_s: float) -> StreamOptions:
         raise StreamClosed(POLICY_VIOLATION, "max_fps must be a number from 0.1 up")
     if key is not None and not isinstance(key, str):
         raise StreamClosed(POLICY_VIOLATION, "api_key must be a string")
-    return StreamOptions(float(smoothing), None if max_fps is None else float(max_fps), key)
+    descriptors = message.get("descriptors", False)
+    if not isinstance(descriptors, bool):
+        raise StreamClosed(POLICY_VIOLATION, "descriptors must be true or false")
+    return StreamOptions(float(smoothing), None if max_fps is None else float(max_fps), key, descriptors)
 
 
 class LiveStream:
@@ -216,6 +221,7 @@ class LiveStream:
         if not self.authorised:
             raise StreamClosed(POLICY_VIOLATION, "an API key is required: subprotocol key.<key>, or api_key")
         self.tracker.smoothing_s = self.options.smoothing_s
+        self.step.describe = self.options.descriptors
 
     async def _analyse(self) -> None:
         last_started = None

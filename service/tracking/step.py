@@ -30,7 +30,15 @@ class FrameStep:
     """One clip's or stream's frames, in order; not shared between clips or streams. With a schedule,
     faces are detected over the whole frame on key frames only, and around the tracked faces between."""
 
-    def __init__(self, pipeline: Pipeline, tracker: FaceTracker, schedule: DetectionSchedule | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        tracker: FaceTracker,
+        schedule: DetectionSchedule | None = None,
+        describe: bool = False,
+    ) -> None:
+        """`describe`: each face also gets its descriptors; a stream sets it from its first message."""
+        self.describe = describe
         self.pipeline = pipeline
         self.tracker = tracker
         self.schedule = schedule
@@ -41,9 +49,9 @@ class FrameStep:
         """The blocking half: one thread at a time, frames in order."""
         cut = self.cuts.is_cut(image)
         if self.schedule is None:
-            return PreparedFrame(time_s, self.pipeline.prepare_frame(image), cut)
+            return PreparedFrame(time_s, self.pipeline.prepare_frame(image, describe=self.describe), cut)
         expected = self.schedule.plan(time_s, cut)
-        prepared = self.pipeline.prepare_frame(image, expected)
+        prepared = self.pipeline.prepare_frame(image, expected, self.describe)
         self.schedule.seen(time_s, expected, prepared.faces)
         return PreparedFrame(time_s, prepared, cut)
 

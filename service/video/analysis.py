@@ -120,11 +120,13 @@ class ClipAnalysis:
         smoothing_s: float,
         keep_timeline: bool,
         deadline: float | None = None,
+        describe: bool = False,
     ) -> None:
+        """`describe`: each face of each frame also gets its descriptors (the face mesh)."""
         self.clip, self.fps = clip, min(fps, clip.info.fps)
         self.classify, self.metrics, self.deadline = classify, metrics, deadline
         tracker = FaceTracker(smoothing_s, tracking.max_gap_s)
-        self.step = FrameStep(pipeline, tracker, detection_schedule(tracking))
+        self.step = FrameStep(pipeline, tracker, detection_schedule(tracking), describe)
         self.classes = self.step.classes
         self.summary = ClipSummary(self.classes, tracking.min_frames, keep_timeline)
 

@@ -25,7 +25,16 @@ from service.jobs.queue import Jobs
 from service.jobs.schema import STATES, VIDEO, Job
 from service.jobs.store import NewJob
 from service.jobs.submission import check_callback, checked_kind, queue, request_digest
-from service.options import FPS_HELP, FPS_RANGE, SMOOTHING_HELP, SMOOTHING_RANGE, ClipJob, ClipOptions, PhotoJob
+from service.options import (
+    DESCRIPTORS_HELP,
+    FPS_HELP,
+    FPS_RANGE,
+    SMOOTHING_HELP,
+    SMOOTHING_RANGE,
+    ClipJob,
+    ClipOptions,
+    PhotoJob,
+)
 from service.results import safe_filename
 from service.schemas import ErrorResponse, JobAccepted, JobList, JobStatus, JobWebhook, Links
 from service.video.decode import ACCEPTED as CLIP_FORMATS
@@ -47,16 +56,22 @@ class JobRequest:
 def job_request(
     fps: Annotated[float | None, Form(**FPS_RANGE, description=f"Clips: {FPS_HELP}")] = None,
     smoothing: Annotated[float | None, Form(**SMOOTHING_RANGE, description=f"Clips: {SMOOTHING_HELP}")] = None,
+    descriptors: Annotated[bool | None, Form(description=DESCRIPTORS_HELP)] = None,
     model: Annotated[str | None, Form(description="Emotion model; default: the service's.")] = None,
     callback_url: Annotated[str | None, Form(max_length=2048, description="Where to POST the signed event.")] = None,
     tag: Annotated[str | None, Form(max_length=256, description="Your own reference, returned as is.")] = None,
     fps_query: Annotated[float | None, Query(alias="fps", **FPS_RANGE)] = None,
     smoothing_query: Annotated[float | None, Query(alias="smoothing", **SMOOTHING_RANGE)] = None,
+    descriptors_query: Annotated[bool | None, Query(alias="descriptors")] = None,
     model_query: Annotated[str | None, Query(alias="model")] = None,
     callback_url_query: Annotated[str | None, Query(alias="callback_url", max_length=2048)] = None,
     tag_query: Annotated[str | None, Query(alias="tag", max_length=256)] = None,
 ) -> JobRequest:
-    clip = {"fps": first(fps, fps_query), "smoothing": first(smoothing, smoothing_query)}
+    clip = {
+        "fps": first(fps, fps_query),
+        "smoothing": first(smoothing, smoothing_query),
+        "descriptors": first(descriptors, descriptors_query),
+    }
     return JobRequest(
         clip=ClipOptions(**{name: value for name, value in clip.items() if value is not None}),
         model=first(model, model_query),
@@ -98,7 +113,7 @@ async def submit(
     if kind == VIDEO:
         options: BaseModel = ClipJob(**asked.clip.model_dump(), model=asked.model)
     else:
-        options = PhotoJob(model=asked.model)
+        options = PhotoJob(model=asked.model, descriptors=asked.clip.descriptors)
     new = NewJob(
         owner=owner,
         kind=kind,

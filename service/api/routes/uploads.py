@@ -25,12 +25,18 @@ ERRORS = {
 
 
 async def analyse_uploads(
-    runtime: Runtime, emotion: ServedModel, files: list[UploadFile], limit: int, record: UseRecorder
+    runtime: Runtime,
+    emotion: ServedModel,
+    files: list[UploadFile],
+    limit: int,
+    record: UseRecorder,
+    describe: bool = False,
 ) -> list[ImageFaces]:
     if len(files) > limit:
         raise ApiError(422, "too_many_files", f"{len(files)} files sent; at most {limit} per request")
     try:
         with runtime.admission.slot():
-            return await analyse_photos(runtime, emotion, [await upload.read() for upload in files], record)
+            uploads = [await upload.read() for upload in files]
+            return await analyse_photos(runtime, emotion, uploads, record, describe)
     except TimeoutError:
         raise timed_out(runtime.settings.request_timeout_s) from None
