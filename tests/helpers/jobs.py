@@ -34,8 +34,10 @@ def job_settings(tmp: Path, database_url: str | None = None, **more: object) -> 
     }
 
 
-def wait_for(service: LiveService, job_id: str, states: tuple[str, ...], headers: dict | None = None) -> dict:
-    deadline = time.monotonic() + 60
+def wait_for(
+    service: LiveService, job_id: str, states: tuple[str, ...], headers: dict | None = None, timeout_s: float = 60
+) -> dict:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         job = httpx.get(f"{service.base}/v1/jobs/{job_id}", headers=headers).json()
         if job["status"] in states:
