@@ -54,12 +54,18 @@ class UsageMeter:
             pending, self.pending = self.pending, defaultdict(Counter)
         if not pending:
             return
-        with self.sessions.begin() as session:
-            for (owner, day), counts in pending.items():
-                values = {name: counts.get(name, 0) for name in FIELDS}
-                insert = self.upsert(Usage).values(owner=owner, day=day, **values)
-                added = {name: getattr(Usage, name) + getattr(insert.excluded, name) for name in FIELDS}
-                session.execute(insert.on_conflict_do_update(index_elements=["owner", "day"], set_=added))
+        try:
+            with self.sessions.begin() as session:
+                for (owner, day), counts in pending.items():
+                    values = {name: counts.get(name, 0) for name in FIELDS}
+                    insert = self.upsert(Usage).values(owner=owner, day=day, **values)
+                    added = {name: getattr(Usage, name) + getattr(insert.excluded, name) for name in FIELDS}
+                    session.execute(insert.on_conflict_do_update(index_elements=["owner", "day"], set_=added))
+        except Exception:  # the database is away: keep the counts for the next flush
+            with self.lock:
+                for key, counts in pending.items():
+                    self.pending[key].update(counts)
+            raise
 
     def days(self, owner: str, first: date, last: date) -> list[Usage]:
         """The key's rows from first to last (UTC days, both included), this process's latest counts in."""

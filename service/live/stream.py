@@ -32,9 +32,10 @@ if TYPE_CHECKING:  # the runtime holds the registry of streams below
 
 log = logging.getLogger(__name__)
 
-# WebSocket close codes (RFC 6455, section 7.4.1).
 # Asked with a stream's accepted key before its first frame: None admits it, a message refuses it.
 Admit = Callable[[str | None], str | None]
+
+# WebSocket close codes (RFC 6455, section 7.4.1).
 NORMAL = 1000
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009

@@ -45,10 +45,12 @@ async def stream(
     jobs: Jobs = websocket.app.state.jobs
 
     def admit(key: str | None) -> str | None:
+        """The key's daily media quota, before the first frame (service.live.stream.Admit)."""
+        owner = owner_of(websocket, key)
         try:
-            jobs.usage.check_media_quota(owner_of(websocket, key))
+            jobs.usage.check_media_quota(owner)
         except QuotaExceeded as exceeded:
-            jobs.quotas.refused(owner_of(websocket, key), exceeded.limit)
+            jobs.quotas.refused(owner, exceeded.limit)
             return str(exceeded)
         return None
 

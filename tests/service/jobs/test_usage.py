@@ -3,18 +3,24 @@ sent them (GET /v1/usage), and the daily media quota refuses the next clip, clip
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from service.jobs.database import open_database
+from service.jobs.usage import UsageMeter
 from tests.helpers.clips import clip_bytes
 from tests.helpers.jobs import PHOTO, job_settings, wait_for
 from tests.helpers.live_service import LiveService, running_service
+from tests.helpers.postgres import postgres_server
 
 A, B = {"X-API-Key": "key-a"}, {"X-API-Key": "key-b"}
 CLIP = clip_bytes("asl-please.mp4")  # 2.43 s, one person
@@ -101,3 +107,25 @@ def test_a_range_is_checked(service: LiveService) -> None:
     assert usage(service.base, A, to="2026-02-30").status_code == 422
     assert usage(service.base, A, to="0001-01-01").json()["days"] == []  # the calendar's first day
     assert usage(service.base, A, **{"from": tomorrow, "to": tomorrow}).json()["days"] == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_replicas_add_to_the_same_days_and_a_failed_flush_keeps_its_counts(backend: str, tmp_path) -> None:
+    """Two meters (two replicas) on one database add up; counts a flush could not write are kept."""
+    with contextlib.ExitStack() as stack:
+        url = f"sqlite:///{tmp_path}/jobs.db" if backend == "sqlite" else stack.enter_context(postgres_server())
+        engine = open_database(url)
+        first, second = UsageMeter(engine, 0), UsageMeter(engine, 0)
+        first.add("key", requests=2, media_seconds=1.5)
+        second.add("key", requests=1, faces=3)
+        first.flush()
+        second.flush()
+        (day,) = first.days("key", date.min, date.max)
+        assert (day.requests, day.faces, day.media_seconds) == (3, 3, 1.5)
+        engine.dispose()
+        broken = UsageMeter(open_database(f"sqlite:///{tmp_path}/other.db"), 0)
+        broken.add("key", jobs=1)
+        broken.sessions.configure(bind=create_engine("sqlite:////nonexistent/folder/jobs.db"))
+        with pytest.raises(OperationalError):
+            broken.flush()
+        assert sum(counts["jobs"] for counts in broken.pending.values()) == 1
