@@ -80,7 +80,6 @@ class VideoAnswer:
         fps, smoothing = options.fps, options.smoothing
         self.runtime, self.emotion, self.clip, self.record = runtime, emotion, clip, record
         self.filename, self.request_id = safe_filename(filename), request_id
-        self.counted = False  # finished() is asked more than once for one clip
         deadline = time.monotonic() + runtime.settings.video_timeout_s
         self.described = options.descriptors
         self.analysis = ClipAnalysis(
@@ -111,9 +110,7 @@ class VideoAnswer:
             raise ImageRejected(400, "undecodable", "no frame of the clip could be decoded")
         self.runtime.metrics.video_clips.inc()
         self.runtime.metrics.tracks_per_clip.observe(len(summary.kept()))
-        if not self.counted:
-            self.record(media_seconds=self.clip.length_ms / 1000, faces=len(summary.kept()))
-            self.counted = True
+        self.record(media_seconds=self.clip.length_ms / 1000, faces=len(summary.kept()))
         return summary
 
     def result(self) -> VideoResponse:
