@@ -48,6 +48,8 @@ class StudySettings:
     min_presence: float
     max_yaw_deg: float
     max_pitch_deg: float
+    max_gaze_yaw_deg: float
+    smile_threshold: float
     bootstrap_resamples: int
     longest_s: float  # the longest recording, hence the longest stimulus
     report_workers: int
@@ -275,6 +277,12 @@ class Settings(BaseSettings):
         30.0, gt=0, le=90, description="Attentive: the face turned at most this far aside."
     )
     study_max_pitch_deg: float = Field(30.0, gt=0, le=90, description="Attentive: tilted at most this far up or down.")
+    study_max_gaze_yaw_deg: float = Field(
+        25.0, gt=0, le=90, description="Attentive: the eyes (head and eyes together) turned at most this far aside."
+    )
+    study_smile_threshold: float = Field(
+        0.5, gt=0, le=1, description="A viewer smiles in a second whose median `smile` is at least this."
+    )
     study_bootstrap_resamples: int = Field(
         1000, ge=1000, le=20000, description="Resamples of the viewers behind every bootstrap interval."
     )
@@ -383,6 +391,8 @@ class Settings(BaseSettings):
             self.study_min_presence,
             self.study_max_yaw_deg,
             self.study_max_pitch_deg,
+            self.study_max_gaze_yaw_deg,
+            self.study_smile_threshold,
             self.study_bootstrap_resamples,
             self.video_max_duration_s,
             self.study_report_workers,

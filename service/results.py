@@ -25,10 +25,12 @@ from service.schemas import (
     Peak,
     Point,
     TimelineEntry,
+    TrackActions,
     TrackedFace,
     TrackResult,
     VideoSummary,
 )
+from service.tracking.blinks import blink_times
 from service.tracking.summary import ClipSummary, TrackTotals
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -105,6 +107,21 @@ def timeline(totals: TrackTotals, classes: tuple[str, ...]) -> list[TimelineEntr
     return entries
 
 
+def track_actions(totals: TrackTotals) -> TrackActions | None:
+    """A track's mean actions and its blinks (None when the clip was analysed without descriptors)."""
+    if not totals.actions:
+        return None
+    times = np.array([time_ms for time_ms, _ in totals.actions])
+    means = {name: round(float(np.mean([a[name] for _, a in totals.actions])), 4) for name in Actions.model_fields}
+    blinks = blink_times(times, np.array([a["eye_closure"] for _, a in totals.actions]))
+    span_min = (times[-1] - times[0]) / 60_000
+    return TrackActions(
+        means=Actions(**means),
+        blinks_ms=[round(float(t), 1) for t in blinks],
+        blinks_per_min=round(len(blinks) / span_min, 2) if span_min > 0 else None,
+    )
+
+
 def track_results(summary: ClipSummary) -> list[TrackResult]:
     """The `tracks` of a clip's answer: each person's mean emotions, peaks and (if kept) timeline."""
     classes, results = summary.classes, []
@@ -123,6 +140,7 @@ def track_results(summary: ClipSummary) -> list[TrackResult]:
                     for i, c in enumerate(classes)
                 },
                 timeline=timeline(t, classes),
+                actions=track_actions(t),
             )
         )
     return results

@@ -134,6 +134,14 @@ class Peak(BaseModel):
     probability: float = Field(description="The smoothed probability at that moment.")
 
 
+class TrackActions(BaseModel):
+    """A person's actions over a clip analysed with descriptors (docs/api.md#descriptors)."""
+
+    means: Actions = Field(description="Each action's mean over the track's frames.")
+    blinks_ms: list[float] = Field(description="When each blink began: eye closure briefly above its own level.")
+    blinks_per_min: float | None = Field(description="Blinks over the track's span; null for a single frame.")
+
+
 class TrackResult(BaseModel):
     track_id: int
     first_ms: float
@@ -143,6 +151,7 @@ class TrackResult(BaseModel):
     dominant_emotion: Emotion
     peaks: dict[Emotion, Peak] = Field(description="For each emotion, the moment its smoothed probability peaked.")
     timeline: list[TimelineEntry] | None = Field(None, description="Every analysed frame with this face.")
+    actions: TrackActions | None = Field(None, description="With `descriptors=true` only.")
 
 
 class VideoInfo(BaseModel):

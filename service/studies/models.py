@@ -124,12 +124,25 @@ class EmotionSecond(BaseModel):
     share_ci: Interval = Field(description="95% Wilson interval.")
 
 
+class ActionSecond(BaseModel):
+    """What the viewers' faces did at one second, over those whose face was described (docs/studies.md#actions)."""
+
+    n: int = Field(description="Valid viewers whose face was found and described at that second.")
+    smile_share: float = Field(description="Share of them whose median `smile` reached the smile threshold.")
+    smile_share_ci: Interval = Field(description="95% Wilson interval.")
+    expressiveness: float = Field(description="Mean expressiveness: the most moved expression above its rest, 0-1.")
+    expressiveness_ci: Interval = Field(description="95% bootstrap interval over viewers.")
+    blink_rate: float = Field(description="Mean blinks a minute, each viewer's over the 5 s centred on the second.")
+    blink_rate_ci: Interval = Field(description="95% bootstrap interval over viewers.")
+
+
 class ReportSecond(BaseModel):
     t: int = Field(description="Second of the stimulus: t to t + 1.")
     n: int = Field(description="Valid viewers whose face was found at that second.")
     attention: float | None = Field(description="Share of valid viewers whose face was found and turned to the screen.")
     emotions: dict[str, EmotionSecond]
     valence: float | None = Field(description="Mean of happy minus (angry + disgust + fear + sad), -1 to 1.")
+    actions: ActionSecond | None = Field(None, description="Null when no viewer's face was described at that second.")
 
 
 class PeakMoment(BaseModel):
@@ -174,7 +187,26 @@ class QualityGate(BaseModel):
     min_presence: float = Field(description="A viewer counts when their face is found in this share of seconds.")
     max_yaw_deg: float = Field(description="Attending: the face turned at most this far aside.")
     max_pitch_deg: float
+    max_gaze_yaw_deg: float = Field(description="Attending, where described: the eyes at most this far aside.")
+    smile_threshold: float = Field(description="Smiling: a second's median `smile` at least this.")
     min_viewers_per_second: int = Field(description="Faces a second needs to be a peak, a trough or the best moment.")
+
+
+class ActionSummary(BaseModel):
+    """What the viewers' faces did over the stimulus, viewers as the unit (docs/studies.md#actions)."""
+
+    viewers: int = Field(description="Valid viewers with described seconds (recorded sessions; not on-device ones).")
+    smile_ever_share: float = Field(description="Share of them who reached the smile threshold at any second.")
+    smile_ever_share_ci: Interval
+    smile_avg_share: float = Field(description="The smile share, averaged over the seconds with described faces.")
+    smile_peak: Moment | None = Field(
+        description="Among seconds with enough viewers, the one whose smile share is most surely high (highest "
+        "Wilson lower bound); null if nobody smiled there."
+    )
+    expressiveness: float = Field(description="Mean over viewers of each viewer's mean expressiveness.")
+    expressiveness_ci: Interval = Field(description="95% bootstrap interval over viewers.")
+    blink_rate: float = Field(description="Mean over viewers of each viewer's blinks a minute.")
+    blink_rate_ci: Interval = Field(description="95% bootstrap interval over viewers.")
 
 
 class AttentionDrop(BaseModel):
@@ -204,6 +236,7 @@ class StudyReport(BaseModel):
         description="Over the seconds with faces, the mean share of viewers showing any emotion but neutral at or "
         "above the threshold."
     )
+    actions: ActionSummary | None = Field(None, description="Null when no valid viewer's face was described.")
     segment: str | None = Field(None, description="KEY:VALUE when the report covers one segment's viewers only.")
 
 
@@ -227,6 +260,28 @@ class EmotionComparison(BaseModel):
     differing_seconds: list[DifferingSecond]
 
 
+class ViewerMeanComparison(BaseModel):
+    mean: tuple[float | None, float | None] = Field(description="Mean over viewers of each viewer's mean (a, b).")
+    difference: float | None
+    ci: Interval = Field(description="95% bootstrap interval over viewers of each study.")
+    p: float | None = Field(description="Mann-Whitney U test on the per-viewer means, two-sided.")
+    test: Literal["exact", "normal"] = Field(description="Exact below 10 viewers a side, else normal.")
+
+
+class ActionComparison(BaseModel):
+    """The face's actions compared, over the viewers whose faces were described (docs/studies.md#actions)."""
+
+    viewers: tuple[int, int] = Field(description="Valid viewers with described seconds in a and in b.")
+    smile_ever_share: tuple[float | None, float | None] = Field(description="(a, b)")
+    smile_ever_share_difference: float | None
+    smile_ever_share_ci: Interval
+    smile_ever_share_p: float | None = Field(description="Two-sided: Fisher's exact or the two-proportion z-test.")
+    smile_ever_share_test: Literal["fisher", "z"]
+    smile_differing_seconds: list[DifferingSecond] = Field(description="Seconds whose smile shares differ.")
+    expressiveness: ViewerMeanComparison
+    blink_rate: ViewerMeanComparison = Field(description="Blinks a minute.")
+
+
 class StudyComparison(BaseModel):
     a: str
     b: str
@@ -236,6 +291,7 @@ class StudyComparison(BaseModel):
     figures_version: str
     warnings: list[str] = Field(description="What to know before trusting the figures: small groups, unequal lengths.")
     emotions: dict[str, EmotionComparison]
+    actions: ActionComparison | None = Field(None, description="Null unless both sides have described viewers.")
 
 
 class SegmentPanel(BaseModel):

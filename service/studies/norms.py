@@ -16,12 +16,16 @@ def headline(report: StudyReport) -> dict[str, float | None]:
     attention = [s.attention for s in report.seconds if s.attention is not None]
     happy = report.summary.get(EMOTION)
     peak = happy.peak if happy else None
+    actions = report.actions
     return {
         "attention": round(float(np.mean(attention)), 4) if attention else None,
         "happy_peak_share": peak.share if peak else None,
         "happy_ever_share": happy.ever_share if happy else None,
         "expressiveness": report.expressiveness,
         "happy_ending_share": happy.ending if happy else None,
+        "smile_ever_share": actions.smile_ever_share if actions else None,
+        "face_expressiveness": actions.expressiveness if actions else None,
+        "blink_rate": actions.blink_rate if actions else None,
     }
 
 

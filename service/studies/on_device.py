@@ -66,7 +66,7 @@ async def save_device_trace(
     except ModelPinned as other:
         raise TraceRefused(f"this study's sessions are analysed with {other.pinned[0]}/{other.pinned[1]}") from None
     settings = runtime.settings.studies
-    trace = trace_of(summaries, AttentionLimits(settings.max_yaw_deg, settings.max_pitch_deg))
+    trace = trace_of(summaries, AttentionLimits.of(settings))
     status, reason = RECEIVING, None
     if sent.final:
         reason = exclusion(trace, sent.recording_s, sent.offset_s, study.stimulus_duration_s, settings.min_presence)

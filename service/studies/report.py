@@ -8,6 +8,7 @@ import numpy as np
 
 from service.config import StudySettings
 from service.schemas import ModelRef
+from service.studies.action_figures import ActionFigures
 from service.studies.models import (
     AttentionDrop,
     BestMoment,
@@ -25,6 +26,7 @@ from service.studies.panel import Panel
 from service.studies.schema import ANALYSED, EXCLUDED, Study
 from service.studies.statistics import (
     SEED,
+    bootstrap_mean_intervals,
     masked_means,
     percentile_interval,
     resample_counts,
@@ -34,7 +36,7 @@ from service.studies.statistics import (
 from service.studies.store import SessionView
 from service.studies.trace import stimulus_seconds
 
-FIGURES_VERSION = "2"
+FIGURES_VERSION = "3"
 # The best moment is happy's peak: surprise counts as neither positive nor negative, as in valence.
 BEST_MOMENT_EMOTION = "happy"
 NEUTRAL = "neutral"
@@ -157,20 +159,14 @@ class Figures:
         t = int(self.eligible[int(np.argmin(shares))])
         return Moment(t=t, share=number(self.share[t, i]), n=int(self.n[t]))
 
-    def _chunks(self, seconds: np.ndarray | None = None) -> list[np.ndarray]:
-        """The seen seconds (or those given), in chunks a bootstrap array of which stays within its memory budget."""
-        seconds = self.seen if seconds is None else seconds
+    def _chunks(self, seconds: np.ndarray) -> list[np.ndarray]:
+        """The seconds given, in chunks a bootstrap array of which stays within its memory budget."""
         chunks = second_chunks(len(seconds), len(self.weights), len(self.panel.classes))
         return [seconds[chunk] for chunk in chunks]
 
     def _mean_intervals(self) -> tuple[np.ndarray, np.ndarray]:
         """[seconds, classes] bounds of the mean's 95% bootstrap interval; NaN at seconds nobody was seen."""
-        panel = self.panel
-        lo, hi = np.full((2, panel.seconds, len(panel.classes)), np.nan)
-        for seconds in self._chunks():
-            means = masked_means(self.weights, panel.probabilities[:, seconds], panel.present[:, seconds])
-            lo[seconds], hi[seconds] = percentile_interval(means)
-        return lo, hi
+        return bootstrap_mean_intervals(self.weights, self.panel.probabilities, self.panel.present, self.seen)
 
     def _peak_time_intervals(self) -> list[tuple[tuple[float | None, float | None] | None, float]]:
         """For each class: the 95% bootstrap interval of the peak's second, over the resamples that have a
@@ -250,6 +246,8 @@ def study_report(
     figures = Figures(panel, threshold, settings.bootstrap_resamples, least)
     summary = figures.summary()
     best, why_not = figures.best_moment(summary)
+    actions = ActionFigures(panel, settings.smile_threshold, figures.weights, least)
+    seconds = [row.model_copy(update={"actions": actions.second(row.t)}) for row in figures.seconds()]
     models = {}
     for view in finished:
         for role, ref in (view.models or {}).items():
@@ -272,13 +270,16 @@ def study_report(
             min_presence=settings.min_presence,
             max_yaw_deg=settings.max_yaw_deg,
             max_pitch_deg=settings.max_pitch_deg,
+            max_gaze_yaw_deg=settings.max_gaze_yaw_deg,
+            smile_threshold=settings.smile_threshold,
             min_viewers_per_second=least,
         ),
-        seconds=figures.seconds(),
+        seconds=seconds,
         summary=summary,
         best_moment=best,
         best_moment_reason=why_not,
         attention_drop=figures.attention_drop(),
         expressiveness=figures.expressiveness(),
+        actions=actions.summary(),
         segment=segment,
     )

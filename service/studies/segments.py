@@ -78,9 +78,8 @@ def study_segments(
         for value in values[:MOST_COMPARISONS]:
             rest = [view for other, group in shown.items() if other != value for view in group]
             pairs.append((value, shown[value], REST, rest))
-    resamples = settings.bootstrap_resamples
     comparisons = [
-        SegmentComparison(a=a, b=b, comparison=compare_studies((study, study), (va, vb), classes, threshold, resamples))
+        SegmentComparison(a=a, b=b, comparison=compare_studies((study, study), (va, vb), classes, threshold, settings))
         for a, va, b, vb in pairs
     ]
     return StudySegments(

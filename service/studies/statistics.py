@@ -54,6 +54,19 @@ def second_chunks(seconds: int, rows: int, classes: int, budget: int = 2_000_000
     return [slice(start, min(start + step, seconds)) for start in range(0, seconds, step)]
 
 
+def bootstrap_mean_intervals(
+    weights: np.ndarray, values: np.ndarray, present: np.ndarray, seconds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """[seconds, k] bounds of the 95% bootstrap interval of the mean over viewers of values [viewers,
+    seconds, k] where present, at the seconds given (NaN elsewhere), a chunk of seconds at a time: the
+    memory stays bounded however long the stimulus is."""
+    lo, hi = np.full((2, values.shape[1], values.shape[2]), np.nan)
+    for chunk in second_chunks(len(seconds), len(weights), values.shape[2]):
+        at = seconds[chunk]
+        lo[at], hi[at] = percentile_interval(masked_means(weights, values[:, at], present[:, at]))
+    return lo, hi
+
+
 def percentile_interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The central 95% of bootstrap samples along the first axis, ignoring NaN."""
     with np.errstate(invalid="ignore"), warnings.catch_warnings():

@@ -23,6 +23,7 @@ class TrackTotals:
     last_ms: float = 0.0
     frames: int = 0
     timeline: list[tuple[float, Faces]] | None = None  # (time, the face's one-row Faces) per frame
+    actions: list[tuple[float, dict[str, float]]] | None = None  # (time, derived descriptors), when described
     raw_sum: np.ndarray = field(init=False)
     peak_probability: np.ndarray = field(init=False)
     peak_ms: np.ndarray = field(init=False)
@@ -58,6 +59,10 @@ class ClipSummary:
             totals.peak_probability = np.where(better, smoothed, totals.peak_probability)
             totals.peak_ms = np.where(better, frame.time_ms, totals.peak_ms)
             totals.dominant_counts[int(np.argmax(smoothed))] += 1
+            if faces.descriptions is not None:
+                if totals.actions is None:
+                    totals.actions = []
+                totals.actions.append((frame.time_ms, faces.descriptions[row].derived))
             if self.keep_timeline:
                 if totals.timeline is None:
                     totals.timeline = []

@@ -20,8 +20,14 @@ def study(study_id: str, seconds: int) -> Study:
     return Study(id=study_id, owner="-", name=study_id, stimulus_duration_s=seconds, events=[])
 
 
-def session(index: int, probabilities: list[list[float] | None], attributes: dict | None = None) -> SessionView:
-    trace = Trace(probabilities, [p is not None for p in probabilities])
+def session(
+    index: int,
+    probabilities: list[list[float] | None],
+    attributes: dict | None = None,
+    actions: list[dict | None] | None = None,
+) -> SessionView:
+    """A valid viewer, attending whenever their face is found (`actions`: per second, as a trace keeps them)."""
+    trace = Trace(probabilities, [p is not None for p in probabilities], actions)
     created = datetime(2026, 1, 1)
     return SessionView(
         f"s{index}", f"j{index}", f"v{index}", 0.0, created, ANALYSED, None, trace, None, attributes or {}, ORIGIN

@@ -154,7 +154,7 @@ async def compare_studies(
 
     def compute() -> StudyComparison:
         views = (store.views(first.id), store.views(second.id))
-        return compare.compare_studies((first, second), views, EMOTIONS, threshold, resamples)
+        return compare.compare_studies((first, second), views, EMOTIONS, threshold, jobs.settings.studies)
 
     fingerprints = [await asyncio.to_thread(store.fingerprint, s.id) for s in (first, second)]
     return await reports.compute(("compare", first.id, second.id, threshold, resamples, *fingerprints), compute)
@@ -365,7 +365,7 @@ async def get_viewers_csv(
     study_id: str, jobs: JobsDep, owner: OwnerDep, reports: ReportsDep, threshold: Threshold = 0.5
 ) -> Response:
     def render(study: Study, store: StudyStore) -> str:
-        return viewers_csv(store.views(study.id), EMOTIONS, threshold)
+        return viewers_csv(store.views(study.id), EMOTIONS, threshold, jobs.settings.studies.smile_threshold)
 
     text = await study_output(study_id, jobs, owner, reports, f"viewers@{threshold}", render)
     return csv_response(text, f"study-{study_id}-viewers.csv")

@@ -82,6 +82,11 @@ def test_the_report_finds_the_planted_moment_share_exclusions_and_attention_drop
     assert drop["t"] == LEFT[0] and drop["before"] - drop["after"] >= 2 / 28
     assert [s["n"] for s in report["seconds"]][LEFT[0]] <= 25
     assert report["models"]["emotion"]["name"] == "emotion-fast" and report["figures_version"]
+    assert {"face_landmarks", "face_blendshapes"} <= set(report["models"])
+    # The face mesh's smile, which never saw the emotion model's output, finds the same moment.
+    smiles = {s["t"]: s["actions"]["smile_share"] for s in report["seconds"]}
+    assert report["actions"]["viewers"] == 28 and SMILE[0] <= report["actions"]["smile_peak"]["t"] < SMILE[1]
+    assert all(share < 0.1 for t, share in smiles.items() if not SMILE[0] <= t < SMILE[1])
     # Only traces are kept: every recording was deleted when its job ended.
     assert not any(path.is_file() for path in (folder / "media").rglob("*"))
 
@@ -108,6 +113,10 @@ def test_compare_finds_the_planted_difference_where_it_was_planted(
     assert {d["t"] for d in happy["differing_seconds"]} <= set(range(*SMILE)) and happy["differing_seconds"]
     for emotion, figures in comparison["emotions"].items():
         assert {d["t"] for d in figures["differing_seconds"]} <= set(range(*SMILE)), emotion
+    actions = comparison["actions"]
+    assert actions["smile_ever_share_difference"] > 0.15
+    assert actions["expressiveness"]["difference"] > 0 and actions["expressiveness"]["p"] < 0.05
+    assert {d["t"] for d in actions["smile_differing_seconds"]} <= set(range(*SMILE))
 
 
 def test_two_studies_from_the_same_truth_do_not_differ(
@@ -138,6 +147,7 @@ def test_real_clips_as_sessions_count_each_viewer_once(service: LiveService) -> 
     report = httpx.get(f"{service.base}/v1/studies/{study_id}/report").json()
     assert report["sessions"]["valid"] == 3
     assert all(second["n"] <= 3 for second in report["seconds"]) and max(s["n"] for s in report["seconds"]) == 3
+    assert report["actions"]["viewers"] == 3 and all(s["actions"]["n"] <= 3 for s in report["seconds"])
 
 
 def test_a_report_after_a_restart_is_identical(service: LiveService, planted: str, folder: Path) -> None:

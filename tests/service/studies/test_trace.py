@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from service.inference.faces import Faces
+from service.studies.face_actions import SecondActions
 from service.studies.trace import AttentionLimits, Trace, exclusion, main_face, second_summary, trace_of, viewer_trace
 from service.tracking.summary import TrackTotals
 
 pytestmark = pytest.mark.unit  # make test-fast: no processes, no servers
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-LIMITS = AttentionLimits(max_yaw_deg=30, max_pitch_deg=30)
+LIMITS = AttentionLimits(max_yaw_deg=30, max_pitch_deg=30, max_gaze_yaw_deg=25)
 # The detector's landmarks of a face 40 px wide looking at the camera, and of one turned well away.
 FRONTAL = np.array([[12.5, 13.5], [27.5, 13.5], [20.0, 22.0], [14.0, 29.0], [26.0, 29.0]])
 TURNED = np.array([[4.0, 13.5], [13.0, 13.5], [2.0, 22.0], [5.0, 29.0], [12.0, 29.0]])
@@ -40,12 +43,16 @@ def test_the_viewer_is_the_central_face_and_comes_back_after_leaving() -> None:
     assert faces.boxes[:, 0].tolist() == [140] * 6 + [150] * 3
 
 
-def test_attention_needs_the_face_turned_to_the_screen() -> None:
+def test_attention_needs_the_face_and_the_eyes_turned_to_the_screen() -> None:
     frontal = second_summary(Faces.concatenate([face(100), face(100)]), analysed=2)
     turned = second_summary(Faces.concatenate([face(100, TURNED), face(100, TURNED)]), analysed=2)
-    assert LIMITS.attentive(frontal.yaw_deg, frontal.pitch_deg)
-    assert not LIMITS.attentive(turned.yaw_deg, turned.pitch_deg)
-    assert not LIMITS.attentive(None, None)
+    assert LIMITS.attentive(frontal)
+    assert not LIMITS.attentive(turned)
+    assert not LIMITS.attentive(second_summary(Faces.empty(), analysed=2))
+    looking_at = SecondActions(smile=0.1, expressiveness=0.1, blinks=0, gaze_yaw_deg=10)
+    looking_aside = dataclasses.replace(looking_at, gaze_yaw_deg=40)  # the head to the screen, the eyes away
+    assert LIMITS.attentive(dataclasses.replace(frontal, actions=looking_at))
+    assert not LIMITS.attentive(dataclasses.replace(frontal, actions=looking_aside))
 
 
 def test_exclusions_say_why() -> None:
