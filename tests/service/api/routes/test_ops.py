@@ -23,7 +23,10 @@ def test_not_ready_before_models_load(settings: Settings) -> None:
 
 def test_models_report_what_is_loaded(client: TestClient, settings: Settings) -> None:
     models = client.get("/v1/models").json()["models"]
-    assert [m["role"] for m in models] == ["detector", "emotion", "emotion"]
+    assert [m["role"] for m in models] == ["detector", "emotion", "emotion", "face_landmarks", "face_blendshapes"]
+    mesh = {m["role"]: m for m in models if m["role"].startswith("face_")}
+    assert all(m["license"].startswith("Apache-2.0") for m in mesh.values())
+    assert mesh["face_landmarks"]["sha256"] == resolve(settings.model_store, "face-landmarks").sha256
     emotion = {m["name"]: m for m in models if m["role"] == "emotion"}
     assert set(emotion) == {"emotion", "emotion-fast"}
     assert [name for name, m in emotion.items() if m["default"]] == [settings.default_emotion_model] == ["emotion"]
