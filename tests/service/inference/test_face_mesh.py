@@ -18,7 +18,7 @@ from service.inference.face_mesh import CROP, FaceMesh, crop_tensor, crop_transf
 from service.inference.head_pose import head_pose
 from service.inference.loading import load_detector
 from service.inference.model_store import resolve
-from tests.helpers.data import videos_dir
+from tests.helpers.data import fer2013_dir, videos_dir
 from tests.helpers.faces import fer_faces
 from training.scenes import place_faces
 
@@ -151,3 +151,45 @@ def test_a_mirror_image_turns_head_and_gaze_the_other_way(mesh: FaceMesh, detect
     assert np.median([abs(a.head_pose[0] + b.head_pose[0]) for a, b in pairs]) < 3
     assert np.median([abs(a.gaze[0] + b.gaze[0]) for a, b in pairs]) < 3
     assert np.median([abs(a.gaze[1] - b.gaze[1]) for a, b in pairs]) < 3
+
+
+# PublicTest faces whose heads face the camera, labelled by eye from enlarged crops: the eyes clearly turned
+# toward the image's right or left, or looking into the camera.
+EYES_TURNED_RIGHT = (
+    "neutral/PublicTest_78276062.jpg",
+    "angry/PublicTest_65465298.jpg",
+    "angry/PublicTest_36373260.jpg",
+    "neutral/PublicTest_48467678.jpg",
+    "sad/PublicTest_49738803.jpg",
+    "sad/PublicTest_77880610.jpg",
+    "sad/PublicTest_39271643.jpg",
+)
+EYES_TURNED_LEFT = (
+    "neutral/PublicTest_53666068.jpg",
+    "sad/PublicTest_52813921.jpg",
+    "neutral/PublicTest_36186792.jpg",
+    "angry/PublicTest_96104154.jpg",
+    "angry/PublicTest_29284838.jpg",
+)
+EYES_ON_THE_CAMERA = (
+    "sad/PublicTest_60589560.jpg",
+    "neutral/PublicTest_13335599.jpg",
+    "neutral/PublicTest_70348234.jpg",
+    "angry/PublicTest_93755857.jpg",
+    "angry/PublicTest_9227570.jpg",
+    "neutral/PublicTest_29091719.jpg",
+)
+
+
+def test_gaze_turns_with_the_eyes_while_the_head_stays(mesh: FaceMesh, detector) -> None:
+    def eye_turn(name: str) -> float:
+        face = cv2.imread(str(fer2013_dir() / "test" / name), cv2.IMREAD_GRAYSCALE)
+        scene = place_faces([face], 240, 320, 150, seed=0).image
+        found = detector.detect(scene)
+        described = mesh.describe(scene, found.boxes[0], found.landmarks[0][:2])
+        assert abs(described.head_pose[0]) < 8, name  # the head faces the camera
+        return described.gaze[0] - described.head_pose[0]
+
+    assert all(eye_turn(name) > 15 for name in EYES_TURNED_RIGHT)
+    assert all(eye_turn(name) < -15 for name in EYES_TURNED_LEFT)
+    assert all(abs(eye_turn(name)) < 5 for name in EYES_ON_THE_CAMERA)
