@@ -1,11 +1,13 @@
 """A report as a picture for slide decks, in three panels over one time axis: each emotion's share of
-viewers per second with its 95% band (the study's events and the best moment marked), attention, and
-the number of viewers whose face was seen each second. Drawn with OpenCV, already a dependency."""
+viewers per second with its 95% band (the study's events and the best moment marked; the smile
+share of the face mesh dashed beside happy), attention, and the number of viewers whose face was
+seen each second. Drawn with OpenCV, already a dependency."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -19,6 +21,8 @@ ATTENTION = (30, 30, 30)
 VIEWERS = (150, 150, 150)
 GRID, TEXT, AXIS = (225, 225, 225), (60, 60, 60), (0, 0, 0)
 BAND_ALPHA = 0.12
+SMILE_COLOUR = EMOTION_COLOURS["happy"]
+DASH_PX = 8
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ def report_png(report: StudyReport) -> bytes:
     _attention(canvas, report, centre_of)
     _viewers(canvas, report, x_of)
     _time_axis(canvas, seconds, x_of)
-    _legend(canvas, shown)
+    smiles = [(centre_of(s.t), EMOTIONS.y_of(s.actions.smile_share)) for s in report.seconds if s.actions is not None]
+    _dashed(canvas, smiles, SMILE_COLOUR)
+    _legend(canvas, shown, smiled=bool(smiles))
     title = f"{report.name[:60]}: share of viewers at or above {report.threshold:g} ({report.sessions.valid} viewers)"
     if report.segment:
         title += f", segment {report.segment}"
@@ -152,12 +158,26 @@ def _curve(canvas: np.ndarray, points: list[tuple[int, int]], colour: tuple[int,
         cv2.circle(canvas, point, 3, colour, -1, cv2.LINE_AA)
 
 
-def _legend(canvas: np.ndarray, shown: list[str]) -> None:
-    """Only the emotions someone showed; the shaded band's meaning; an emotion nobody showed is said once."""
+def _dashed(canvas: np.ndarray, points: list[tuple[int, int]], colour: tuple[int, int, int]) -> None:
+    """A dashed polyline: every other DASH_PX of its length drawn."""
+    for (x0, y0), (x1, y1) in pairwise(points):
+        pieces = max(1, int(np.hypot(x1 - x0, y1 - y0) // DASH_PX))
+        xs, ys = np.linspace(x0, x1, pieces + 1), np.linspace(y0, y1, pieces + 1)
+        for i in range(0, pieces, 2):
+            cv2.line(canvas, (int(xs[i]), int(ys[i])), (int(xs[i + 1]), int(ys[i + 1])), colour, 2, cv2.LINE_AA)
+
+
+def _legend(canvas: np.ndarray, shown: list[str], smiled: bool) -> None:
+    """Only the emotions someone showed (and the smile, where faces were described); the shaded band's
+    meaning; an emotion nobody showed is said once."""
     x, y = WIDTH - RIGHT + 20, EMOTIONS.top + 10
     for name in shown:
         cv2.line(canvas, (x, y), (x + 24, y), EMOTION_COLOURS[name], 2, cv2.LINE_AA)
         cv2.putText(canvas, name, (x + 32, y + 4), FONT, 0.45, (40, 40, 40), 1, cv2.LINE_AA)
+        y += 24
+    if smiled:
+        _dashed(canvas, [(x, y), (x + 24, y)], SMILE_COLOUR)
+        cv2.putText(canvas, "smile (mesh)", (x + 32, y + 4), FONT, 0.45, (40, 40, 40), 1, cv2.LINE_AA)
         y += 24
     swatch = canvas[y - 6 : y + 6, x : x + 24]
     grey = np.full_like(swatch, 255 * (1 - 2 * BAND_ALPHA), dtype=np.uint8)
