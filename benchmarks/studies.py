@@ -24,17 +24,23 @@ SESSIONS, SESSION_SECONDS, WORKERS = 24, 10, 2
 
 
 def planted_traces(store: StudyStore, study_id: str, rng: np.random.Generator) -> None:
-    """150 viewers' traces as the worker records them: a smile for 40% of them around second 30."""
+    """150 viewers' traces as the worker records them (with the face's actions): a smile for 40% of them
+    around second 30."""
     with store.sessions.begin() as session:
         for viewer in range(REPORT_VIEWERS):
             smiles = rng.random() < 0.4
-            probabilities = []
+            probabilities, actions = [], []
             for t in range(REPORT_SECONDS):
                 scores = rng.dirichlet(np.ones(7))
-                if smiles and 28 <= t < 33:
+                smiling = smiles and 28 <= t < 33
+                if smiling:
                     scores = 0.2 * scores + 0.8 * np.eye(7)[3]
-                probabilities.append(None if rng.random() < 0.05 else [round(float(v), 5) for v in scores])
-            trace = Trace(probabilities, [p is not None for p in probabilities]).to_json() | {"models": {}}
+                seen = rng.random() >= 0.05
+                probabilities.append([round(float(v), 5) for v in scores] if seen else None)
+                blinks = int(rng.poisson(0.3))
+                done = {"smile": 0.8 if smiling else 0.1, "expressiveness": float(rng.random()), "blinks": blinks}
+                actions.append(done if seen else None)
+            trace = Trace(probabilities, [p is not None for p in probabilities], actions).to_json() | {"models": {}}
             session.add(
                 StudySession(
                     id=f"bench{viewer:04d}",

@@ -164,9 +164,9 @@ def _differing_seconds(
 ) -> list[DifferingSecond]:
     """The seconds at which the 0/1 curves [viewers of a then b, seconds] differ between the two groups."""
     in_a = np.arange(len(present)) < viewers_a
-    observed = masked_means(np.stack([in_a, ~in_a]).astype(float), curves, present)
     if not (in_a.any() and (~in_a).any()):
         return []
+    observed = masked_means(np.stack([in_a, ~in_a]).astype(float), curves, present)
     adjusted = permutation_max_t(curves, present, in_a, resamples, rng)
     return [
         DifferingSecond(t=t, difference=number(observed[0, t] - observed[1, t]), p_adjusted=number(adjusted[t]))
