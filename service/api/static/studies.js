@@ -86,6 +86,10 @@ function drawReport(report) {
     rows.forEach((s, i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(s.t + 0.5), y(s.emotions[emotion].share)));
     ctx.stroke(); ctx.lineWidth = 1;
   }
+  const described = report.seconds.filter((s) => s.actions); // the face mesh's smile, beside happy
+  ctx.setLineDash([2, 3]); ctx.strokeStyle = COLOURS.happy; ctx.lineWidth = 2; ctx.beginPath();
+  described.forEach((s, i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(s.t + 0.5), y(s.actions.smile_share)));
+  ctx.stroke(); ctx.setLineDash([]); ctx.lineWidth = 1;
   const attended = report.seconds.filter((s) => s.attention !== null);
   ctx.setLineDash([5, 4]); ctx.strokeStyle = "#1d2430"; ctx.beginPath();
   attended.forEach((s, i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(s.t + 0.5), y(s.attention)));
@@ -96,7 +100,8 @@ function drawReport(report) {
     ctx.arc(x(best.t + 0.5), y(best.share), 8, 0, 2 * Math.PI); ctx.stroke(); ctx.lineWidth = 1;
   }
   $("legend").innerHTML = "";
-  for (const [name, colour] of [...Object.entries(COLOURS), ["attention (dashed)", "#1d2430"]]) {
+  const smile = described.length ? [["smile, face mesh (dotted)", COLOURS.happy]] : [];
+  for (const [name, colour] of [...Object.entries(COLOURS), ...smile, ["attention (dashed)", "#1d2430"]]) {
     const item = document.createElement("span");
     item.style.setProperty("--swatch", colour);
     item.textContent = name;
@@ -131,7 +136,11 @@ async function showStudy(studyId) {
       `between ${clock(best.t_ci[0])} and ${clock(best.t_ci[1])}`
     : `No best moment: ${report.best_moment_reason}`) +
     (report.attention_drop ? `. Attention falls most at ${clock(report.attention_drop.t)}.` : ".") +
-    ` A viewer counts as smiling at a second when the model's probability of a happy expression is at least ${report.threshold}.`;
+    ` A viewer counts as smiling at a second when the model's probability of a happy expression is at least ${report.threshold}.` +
+    (report.actions
+      ? ` By the mouth's movement (face mesh), ${percent(report.actions.smile_ever_share)} of ${report.actions.viewers} ` +
+        `recorded viewers smiled at some point; they blinked ${report.actions.blink_rate.toFixed(1)} times a minute.`
+      : "");
   drawReport(report);
   fillTable($("sessions"), ["viewer", "status", "reason", "face found"], sessions.sessions.map((s) => [
     s.viewer || s.session_id.slice(0, 8), s.status, s.reason || "", percent(s.presence),

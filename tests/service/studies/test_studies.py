@@ -207,6 +207,7 @@ def test_the_studies_page_shows_the_report_sessions_and_a_comparison(service: Li
         assert re.search(
             r"At 0:0[5-7](–0:0[5-7])?, [\d.]+% of viewers smiled \(95%: ", page.locator("#best").inner_text()
         )
+        assert re.search(r"face mesh\), [\d.]+% of 28 recorded viewers smiled", page.locator("#best").inner_text())
         # The chart is drawn: the happy curve's colour is on the canvas around the best moment.
         happy_pixels = page.evaluate(
             """() => { const c = document.getElementById('chart'); const d = c.getContext('2d')
