@@ -189,6 +189,7 @@ def test_an_upload_killed_before_its_job_was_stored_is_swept(tmp_path: Path) -> 
             time.sleep(delay)
             service.process.kill()
     planted = [media / ("0" * 32), media / ("1" * 32 + ".partial")]  # as a kill between save and commit leaves
+    media.mkdir(exist_ok=True)  # on a loaded host, no upload may have begun before its kill
     for orphan in planted:
         orphan.write_bytes(b"a viewer's recording")
     with running_service(**settings):
