@@ -19,6 +19,11 @@ def rounded(value: float) -> float:
     return round(float(value), 4)
 
 
+def bounds(lo: float, hi: float) -> tuple[float | None, float | None]:
+    """An interval as JSON: None for a bound no resample defined."""
+    return tuple(rounded(v) if np.isfinite(v) else None for v in (lo, hi))
+
+
 def windowed_blink_rate(blinks: np.ndarray, described: np.ndarray) -> np.ndarray:
     """[viewers, seconds]: blinks a minute over the described seconds of the window centred on each second;
     NaN where the second itself was not described."""
@@ -71,11 +76,11 @@ class ActionFigures:
         return ActionSecond(
             n=int(self.n[t]),
             smile_share=rounded(self.k[t] / self.n[t]),
-            smile_share_ci=(rounded(self.share_ci[0][t]), rounded(self.share_ci[1][t])),
+            smile_share_ci=bounds(self.share_ci[0][t], self.share_ci[1][t]),
             expressiveness=rounded(self.means[t, 0]),
-            expressiveness_ci=(rounded(self.means_ci[0][t, 0]), rounded(self.means_ci[1][t, 0])),
+            expressiveness_ci=bounds(self.means_ci[0][t, 0], self.means_ci[1][t, 0]),
             blink_rate=rounded(self.means[t, 1]),
-            blink_rate_ci=(rounded(self.means_ci[0][t, 1]), rounded(self.means_ci[1][t, 1])),
+            blink_rate_ci=bounds(self.means_ci[0][t, 1], self.means_ci[1][t, 1]),
         )
 
     def summary(self) -> ActionSummary | None:
@@ -91,13 +96,13 @@ class ActionFigures:
         return ActionSummary(
             viewers=count,
             smile_ever_share=rounded(ever / count),
-            smile_ever_share_ci=(rounded(ever_lo), rounded(ever_hi)),
+            smile_ever_share_ci=bounds(ever_lo, ever_hi),
             smile_avg_share=rounded(np.mean(self.k[self.seen] / self.n[self.seen])),
             smile_peak=self._smile_peak(),
             expressiveness=rounded(means[0]),
-            expressiveness_ci=(rounded(lo[0]), rounded(hi[0])),
+            expressiveness_ci=bounds(lo[0], hi[0]),
             blink_rate=rounded(means[1]),
-            blink_rate_ci=(rounded(lo[1]), rounded(hi[1])),
+            blink_rate_ci=bounds(lo[1], hi[1]),
         )
 
     def _smile_peak(self) -> Moment | None:
