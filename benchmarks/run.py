@@ -327,7 +327,10 @@ def media_markdown(results: dict) -> list[str]:
             f"in **{studies['report_s']} s** (target under 2 s; its chart {studies['report_png_s']} s, a comparison "
             f"{studies['compare_s']} s). One replica with {studies['workers']} job workers analysed "
             f"{studies['sessions']} viewers' {studies['session_seconds']} s recordings (320x240) at "
-            f"{studies['sessions_per_min']} sessions a minute, {studies['recording_s_per_s']} s of recording a second.",
+            f"{studies['sessions_per_min']} sessions a minute, {studies['recording_s_per_s']} s of recording a second, "
+            f"with the face mesh; {studies['sessions_per_min_without_descriptors']} a minute without it "
+            f"(EMOTION_STUDY_DESCRIPTORS=false): the mesh makes a session **{studies['descriptors_cost']}** times as "
+            "long to analyse.",
         ]
     if device := results.get("on_device"):
         lines += [

@@ -1,5 +1,6 @@
 """Audience studies: how long a report takes for 150 viewers x 60 s (target under 2 s), and how many
-viewers' sessions one replica analyses a minute."""
+viewers' sessions one replica analyses a minute, with the face mesh (the default) and without it
+(EMOTION_STUDY_DESCRIPTORS=false)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ def bench_studies() -> dict:
             png_s = timed_get(f"{live.base}/v1/studies/{study.id}/report.png")
             compare_s = timed_get(f"{live.base}/v1/studies/compare?a={study.id}&b={study.id}", repeats=2)
             sessions = analyse_sessions(live.base, folder)
+        with running_service(**settings, job_workers=WORKERS, study_descriptors="false") as plain:
+            without = analyse_sessions(plain.base, folder)
     return {
         "report_viewers": REPORT_VIEWERS,
         "report_seconds": REPORT_SECONDS,
@@ -82,6 +85,8 @@ def bench_studies() -> dict:
         "report_png_s": round(png_s, 3),
         "compare_s": round(compare_s, 3),
         **sessions,
+        "sessions_per_min_without_descriptors": without["sessions_per_min"],
+        "descriptors_cost": round(without["sessions_per_min"] / sessions["sessions_per_min"], 2),
     }
 
 

@@ -45,6 +45,7 @@ class StudySettings:
     """What analysing sessions and computing reports needs."""
 
     session_fps: float
+    descriptors: bool  # run the face mesh on recorded sessions (the actions, attention with the eyes)
     min_presence: float
     max_yaw_deg: float
     max_pitch_deg: float
@@ -270,6 +271,11 @@ class Settings(BaseSettings):
     study_session_fps: float = Field(
         5.0, ge=1, le=30, description="Frames analysed per second of a viewer's recording."
     )
+    study_descriptors: bool = Field(
+        True,
+        description="Run the face mesh on recorded sessions: the report's actions and attention with the eyes. "
+        "Off, sessions cost less and have neither.",
+    )
     study_min_presence: float = Field(
         0.5, ge=0, le=1, description="A session is excluded when its face is found in less of the stimulus than this."
     )
@@ -388,6 +394,7 @@ class Settings(BaseSettings):
     def studies(self) -> StudySettings:
         return StudySettings(
             self.study_session_fps,
+            self.study_descriptors,
             self.study_min_presence,
             self.study_max_yaw_deg,
             self.study_max_pitch_deg,

@@ -104,7 +104,7 @@ def session_kinds(runtime: Runtime, jobs: Jobs) -> dict[str, KindAnswer]:
         if emotion.stored.version != options.model_version:
             pinned = f"{options.model}/{options.model_version}"
             raise JobRefused("model_changed", f"this study's sessions are analysed with {pinned}, no longer served")
-        clip_options = ClipOptions(fps=settings.session_fps, smoothing=0.0, descriptors=True)
+        clip_options = ClipOptions(fps=settings.session_fps, smoothing=0.0, descriptors=settings.descriptors)
         clip = await opened_clip(runtime, data, clip_options.fps)
         # Full-frame detection on every frame: region detection misses some faces on alternate frames (a
         # weak face at the region's 80 px), and presence must not depend on that.
@@ -122,7 +122,8 @@ def session_kinds(runtime: Runtime, jobs: Jobs) -> dict[str, KindAnswer]:
         trace = trace_of(seconds, AttentionLimits.of(settings))
         reason = exclusion(trace, clip.length_ms / 1000, offset, duration, settings.min_presence)
         status = EXCLUDED if reason else ANALYSED
-        models = {role: ref.model_dump() for role, ref in model_refs(runtime.models(emotion, True)).items()}
+        refs = model_refs(runtime.models(emotion, settings.descriptors))
+        models = {role: ref.model_dump() for role, ref in refs.items()}
         stored = {**trace.to_json(), "models": models}
         await asyncio.to_thread(StudyStore(jobs.store.engine).record, job, status, reason, stored)
         outcome = {"study_id": options.study_id, "session_id": options.session_id, "status": status, "reason": reason}
