@@ -44,6 +44,18 @@ def viewer_means(values: np.ndarray, described: np.ndarray) -> np.ndarray:
         return np.where(described, values, 0.0).sum(axis=1) / described.sum(axis=1)
 
 
+def smiling(panel: Panel, smile_threshold: float) -> np.ndarray:
+    """[viewers, seconds]: the second's median smile reached the threshold (False where not described)."""
+    return np.nan_to_num(panel.action("smile"), nan=-1.0) >= smile_threshold
+
+
+def per_viewer(panel: Panel) -> np.ndarray:
+    """[viewers, 2]: each viewer's mean expressiveness and blinks a minute over their described seconds."""
+    described = panel.described
+    blinks = viewer_means(np.nan_to_num(panel.action("blinks")), described)
+    return np.stack([viewer_means(panel.action("expressiveness"), described), 60.0 * blinks], axis=1)
+
+
 class ActionFigures:
     """Every action figure of one panel; `weights` are the report's bootstrap resamples of its viewers."""
 
@@ -52,22 +64,14 @@ class ActionFigures:
         self.n = self.described.sum(axis=0)
         self.seen = np.flatnonzero(self.n)
         self.min_viewers = min_viewers
-        self.smiling = np.nan_to_num(panel.action("smile"), nan=-1.0) >= smile_threshold
+        self.smiling = smiling(panel, smile_threshold)
         self.k = self.smiling.sum(axis=0)
         self.share_ci = wilson(self.k, self.n)
-        expressiveness = panel.action("expressiveness")
-        self.blinks_per_min = windowed_blink_rate(np.nan_to_num(panel.action("blinks")), self.described)
-        self.curves = np.stack([expressiveness, self.blinks_per_min], axis=2)  # [viewers, seconds, 2]
-        one = np.ones((1, panel.viewers))
-        self.means = masked_means(one, self.curves, self.described)[0]
-        self.means_ci = bootstrap_mean_intervals(weights, self.curves, self.described, self.seen)
-        self.per_viewer = np.stack(
-            [
-                viewer_means(expressiveness, self.described),
-                60.0 * viewer_means(np.nan_to_num(panel.action("blinks")), self.described),
-            ],
-            axis=1,
-        )  # [viewers, 2]: mean expressiveness, blinks a minute
+        blinks_per_min = windowed_blink_rate(np.nan_to_num(panel.action("blinks")), self.described)
+        curves = np.stack([panel.action("expressiveness"), blinks_per_min], axis=2)  # [viewers, seconds, 2]
+        self.means = masked_means(np.ones((1, panel.viewers)), curves, self.described)[0]
+        self.means_ci = bootstrap_mean_intervals(weights, curves, self.described, self.seen)
+        self.per_viewer = per_viewer(panel)
         self.weights = weights
 
     def second(self, t: int) -> ActionSecond | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from service.config import StudySettings
-from service.studies.action_figures import ActionFigures
+from service.studies.action_figures import per_viewer, smiling
 from service.studies.models import (
     ActionComparison,
     DifferingSecond,
@@ -116,7 +116,7 @@ def compare_actions(a: Panel, b: Panel, smile_threshold: float, resamples: int) 
     if not (a.viewers and b.viewers):
         return None
     rng = np.random.default_rng(SEED)
-    (smiling_a, per_a), (smiling_b, per_b) = (_smiles_and_means(p, smile_threshold) for p in (a, b))
+    (smiling_a, per_a), (smiling_b, per_b) = ((smiling(p, smile_threshold), per_viewer(p)) for p in (a, b))
     ever_a, ever_b = int(smiling_a.any(axis=1).sum()), int(smiling_b.any(axis=1).sum())
     difference, ever_ci, ever_p = two_proportion(ever_a, a.viewers, ever_b, b.viewers)
     together = np.concatenate([smiling_a, smiling_b]).astype(float)
@@ -137,12 +137,6 @@ def compare_actions(a: Panel, b: Panel, smile_threshold: float, resamples: int) 
         expressiveness=expressiveness,
         blink_rate=blink_rate,
     )
-
-
-def _smiles_and_means(panel: Panel, smile_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """[viewers, seconds] smiling, and [viewers, 2] each viewer's mean expressiveness and blinks a minute."""
-    figures = ActionFigures(panel, smile_threshold, np.ones((1, panel.viewers)), 1)
-    return figures.smiling, figures.per_viewer
 
 
 def _viewer_mean_comparison(a: np.ndarray, b: np.ndarray, ci: tuple[float, float], small: bool) -> ViewerMeanComparison:
