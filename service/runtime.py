@@ -62,6 +62,12 @@ class Runtime:
         mesh = self.pipeline.face_mesh
         return {**models, **mesh.stored} if described and mesh is not None else models
 
+    def loaded(self) -> list[tuple[str, StoredModel]]:
+        """Every model this process holds, by role: the detector, each emotion model, the face mesh's graphs."""
+        emotion = [("emotion", served.stored) for served in self.emotion_models.values()]
+        mesh = self.pipeline.face_mesh
+        return [("detector", self.detector_model), *emotion, *(mesh.stored.items() if mesh is not None else ())]
+
     def can_classify(self) -> bool:
         """Whether every model's micro-batcher is running (a stopped one is restarted by the next request)."""
         return all(served.batcher.alive for served in self.emotion_models.values())
@@ -109,15 +115,15 @@ def load_runtime(settings: Settings, metrics: Metrics) -> Runtime:
         (settings.detect_region_face_px, settings.detect_region_margin),
         face_mesh,
     )
-    loaded = [("detector", detector_model), *(("emotion", m.stored) for m in emotion_models.values())]
-    for role, model in [*loaded, *face_mesh.stored.items()]:
-        metrics.model_info.labels(role, model.name, model.version, model.sha256).set(1)
-        log.info("loaded %s model %s version %s sha256 %s", role, model.name, model.version, model.sha256)
     admission = Admission(settings.max_concurrent_requests, metrics)
     streams = StreamRegistry(settings.stream_max_streams)
-    return Runtime(
+    runtime = Runtime(
         settings, metrics, detector_model, emotion_models, settings.default_emotion_model, pipeline, admission, streams
     )
+    for role, model in runtime.loaded():
+        metrics.model_info.labels(role, model.name, model.version, model.sha256).set(1)
+        log.info("loaded %s model %s version %s sha256 %s", role, model.name, model.version, model.sha256)
+    return runtime
 
 
 def warm_up(runtime: Runtime) -> None:

@@ -48,9 +48,6 @@ async def metrics(request: Request, presented: Annotated[str | None, Security(ap
 async def models(runtime: ReadyRuntimeDep) -> ModelsResponse:
     """The models this process serves, with checksums, measured quality and calibration; `default` marks the
     emotion model of requests that name none. The face mesh's two graphs run when descriptors are asked for."""
-    served = [("detector", runtime.detector_model)] + [("emotion", m.stored) for m in runtime.emotion_models.values()]
-    mesh = runtime.pipeline.face_mesh
-    served += list(mesh.stored.items()) if mesh is not None else []
     return ModelsResponse(
         models=[
             ModelInfo(
@@ -65,6 +62,6 @@ async def models(runtime: ReadyRuntimeDep) -> ModelsResponse:
                 calibration=m.metadata.get("calibration"),
                 license=m.metadata["license"],
             )
-            for role, m in served
+            for role, m in runtime.loaded()
         ]
     )
