@@ -52,25 +52,25 @@ def emotion_scores(values: np.ndarray, classes: tuple[str, ...]) -> EmotionScore
 
 
 def face_result(faces: Faces, row: int, probabilities: np.ndarray, classes: tuple[str, ...]) -> Face:
-    """One row of `faces` with the given distribution (this frame's, or the track's smoothed one)."""
+    """One row of `faces` with the given distribution (this frame's, or the track's smoothed one); a
+    described face adds what it does, and its head pose is then the whole mesh's, not five points'."""
     x1, y1, x2, y2 = (round(float(v), 1) for v in faces.boxes[row])
     points = faces.landmarks[row]
+    described: FaceDescription | None = None if faces.descriptions is None else faces.descriptions[row]
     face = Face(
         box=Box(x=x1, y=y1, width=round(x2 - x1, 1), height=round(y2 - y1, 1)),
         landmarks=Landmarks(
             **{n: Point(x=round(float(x), 1), y=round(float(y), 1)) for n, (x, y) in zip(LANDMARK_NAMES, points)}
         ),
-        head_pose=pose_result(head_pose(points)),
+        head_pose=pose_result(head_pose(points) if described is None else described.head_pose),
         detection_score=round(float(faces.scores[row]), 4),
         emotions=emotion_scores(probabilities, classes),
         dominant_emotion=classes[int(np.argmax(probabilities))],
     )
-    if faces.descriptions is not None:
-        described: FaceDescription = faces.descriptions[row]
+    if described is not None:
         face.descriptors = {name: round(score, 4) for name, score in described.blendshapes.items()}
         face.actions = Actions(**{name: round(value, 4) for name, value in described.derived.items()})
         face.gaze = Gaze(yaw=round(described.gaze[0], 1), pitch=round(described.gaze[1], 1))
-        face.head_pose = pose_result(described.head_pose)  # the whole mesh's, not five points'
     return face
 
 
