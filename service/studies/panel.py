@@ -50,15 +50,16 @@ class Panel:
 
     def first(self, seconds: int) -> Panel:
         """The same viewers over the first `seconds` only: what two stimuli of different lengths share."""
-        cut = slice(0, seconds)
-        return Panel(
-            self.classes, self.probabilities[:, cut], self.present[:, cut], self.attentive[:, cut], self.actions[:, cut]
-        )
+        return self._indexed(np.s_[:, :seconds])
 
     def only(self, viewers: np.ndarray) -> Panel:
         """The viewers chosen (a boolean mask) over the same seconds."""
-        chosen = (self.probabilities, self.present, self.attentive, self.actions)
-        return Panel(self.classes, *(values[viewers] for values in chosen))
+        return self._indexed(viewers)
+
+    def _indexed(self, index: object) -> Panel:
+        """Every array indexed alike (viewers first, then seconds)."""
+        arrays = (self.probabilities, self.present, self.attentive, self.actions)
+        return Panel(self.classes, *(values[index] for values in arrays))
 
     def action(self, name: str) -> np.ndarray:
         """[viewers, seconds]: one of ACTIONS, NaN where the face was not found or not described."""
